@@ -1,0 +1,179 @@
+// Brings up what spendstream needs and is not already serving: Kafka (always from the
+// project's own Maven-fetched broker), PostgreSQL and Redis (local servers from the
+// Debian packages, only where nothing answers). Everything it starts it can stop again.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../src/config.ts';
+import type { Logger } from '../src/logger.ts';
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CACHE = `${ROOT}.cache`;
+
+/** Something this script started, and how to stop it. */
+export interface StartedService {
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+/** Resolves whether a TCP server answers on host:port within `timeoutMs`. */
+export const isServing = (host: string, port: number, timeoutMs = 1_000): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (result: boolean) => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+
+const isLoopback = (host: string) => ['localhost', '127.0.0.1', '::1', '[::1]'].includes(host);
+
+/** Runs a command to completion, inheriting stdio; rejects on a non-zero exit. */
+export const run = (command: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) =>
+  new Promise<void>((resolve, reject) => {
+    const child = spawn(command, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`${command} ${args.join(' ')} exited with ${code ?? signal}`)),
+    );
+  });
+
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs: number) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+};
+
+const stopChild = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+
+const ensureKafka = async (config: Config, log: Logger): Promise<StartedService | undefined> => {
+  const [host = 'localhost', portText = '9092'] = (config.kafka.brokers[0] ?? '').split(':');
+  const port = Number(portText);
+  if (await isServing(host, port)) {
+    log.info('kafka already serving', { broker: `${host}:${port}` });
+    return undefined;
+  }
+  if (!isLoopback(host)) throw new Error(`Kafka does not answer at ${host}:${port}`);
+  const env = { KAFKA_PORT: String(port) };
+  await run('bash', [`${ROOT}scripts/kafka/start.sh`], env);
+  return { name: 'kafka', stop: () => run('bash', [`${ROOT}scripts/kafka/stop.sh`], env) };
+};
+
+const postgresBinaries = (): string | undefined => {
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return undefined;
+  const versions = readdirSync(base)
+    .filter((name) => existsSync(`${base}/${name}/bin/initdb`))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] === undefined ? undefined : `${base}/${versions[0]}/bin`;
+};
+
+const ensurePostgres = async (config: Config, log: Logger): Promise<StartedService | undefined> => {
+  const url = new URL(config.postgres.url);
+  const host = url.hostname;
+  const port = Number(url.port || 5432);
+  if (await isServing(host, port)) {
+    log.info('postgres already serving', { host, port });
+    return undefined;
+  }
+  const bin = postgresBinaries();
+  if (!isLoopback(host) || bin === undefined) {
+    throw new Error(
+      `PostgreSQL does not answer at ${host}:${port}. Start one there, point DATABASE_URL at one, ` +
+        'or install the server (Debian: apt-get install postgresql) so it can be started locally.',
+    );
+  }
+  const dataDir = `${CACHE}/postgres/${port}`;
+  // initdb and postgres refuse to run as root; use the package's postgres user then.
+  const asOwner = (command: string, args: string[]): [string, string[]] =>
+    process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+  mkdirSync(dataDir, { recursive: true });
+  if (process.getuid?.() === 0) await run('chown', ['-R', 'postgres:postgres', `${CACHE}/postgres`]);
+  if (!existsSync(`${dataDir}/PG_VERSION`)) {
+    log.info('initialising a local postgres cluster', { dataDir });
+    await run(...asOwner(`${bin}/initdb`, ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync']));
+  }
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dataDir}`;
+  await run(...asOwner(`${bin}/pg_ctl`, ['-D', dataDir, '-l', `${dataDir}/server.log`, '-o', options, '-w', 'start']));
+  log.info('started local postgres', { port, dataDir });
+  return {
+    name: 'postgres',
+    stop: () => run(...asOwner(`${bin}/pg_ctl`, ['-D', dataDir, '-m', 'fast', '-w', 'stop'])),
+  };
+};
+
+const ensureRedis = async (config: Config, log: Logger): Promise<StartedService | undefined> => {
+  const url = new URL(config.redis.url);
+  const host = url.hostname;
+  const port = Number(url.port || 6379);
+  if (await isServing(host, port)) {
+    log.info('redis already serving', { host, port });
+    return undefined;
+  }
+  const hasServer = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].some(existsSync);
+  if (!isLoopback(host) || !hasServer) {
+    throw new Error(
+      `Redis does not answer at ${host}:${port}. Start one there, point REDIS_URL at one, ` +
+        'or install the server (Debian: apt-get install redis-server) so it can be started locally.',
+    );
+  }
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
+  await waitFor('redis', () => isServing(host, port), 10_000);
+  log.info('started local redis', { port });
+  return { name: 'redis', stop: () => stopChild(child) };
+};
+
+/**
+ * Starts whichever of PostgreSQL, Redis and Kafka is not serving at its configured
+ * address. Returns what it started, in start order; stop them in reverse.
+ */
+export const ensureInfrastructure = async (
+  config: Config,
+  log: Logger,
+): Promise<StartedService[]> => {
+  const started: StartedService[] = [];
+  try {
+    for (const ensure of [ensurePostgres, ensureRedis, ensureKafka]) {
+      const service = await ensure(config, log);
+      if (service !== undefined) started.push(service);
+    }
+    return started;
+  } catch (error) {
+    await stopAll(started, log);
+    throw error;
+  }
+};
+
+/** Stops services in reverse start order, logging (not throwing) what fails. */
+export const stopAll = async (services: readonly StartedService[], log: Logger) => {
+  for (const service of [...services].reverse()) {
+    try {
+      await service.stop();
+      log.info(`stopped ${service.name}`);
+    } catch (error) {
+      log.error(`could not stop ${service.name}`, { error });
+    }
+  }
+};

@@ -1,0 +1,78 @@
+import { Kafka, logLevel as KafkaLogLevel, type Admin, type LogEntry } from 'kafkajs';
+import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+
+/** Settings of the Kafka adapter. */
+export interface KafkaConfig {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly logger?: Logger;
+}
+
+const levelNames = {
+  [KafkaLogLevel.ERROR]: 'error',
+  [KafkaLogLevel.WARN]: 'warn',
+  [KafkaLogLevel.INFO]: 'info',
+  [KafkaLogLevel.DEBUG]: 'debug',
+} as const;
+
+/** Creates a kafkajs client whose log lines go through spendstream's logger. */
+export const createKafka = (config: KafkaConfig): Kafka => {
+  const logger = config.logger;
+  return new Kafka({
+    clientId: config.clientId,
+    brokers: [...config.brokers],
+    connectionTimeout: 3_000,
+    retry: { initialRetryTime: 100, retries: 8 },
+    logLevel: KafkaLogLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      if (logger === undefined || entry.level === KafkaLogLevel.NOTHING) return;
+      const { message, timestamp: _timestamp, ...fields } = entry.log;
+      logger[levelNames[entry.level]](`kafka: ${message}`, { ...fields, namespace: entry.namespace });
+    },
+  });
+};
+
+/** How a topic is created when it is missing. */
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+  /** Topic-level configs, e.g. `{ 'retention.ms': '-1' }`. */
+  readonly configs?: Readonly<Record<string, string>>;
+}
+
+/** Creates `spec.topic` unless it exists; returns whether it was created. */
+export const ensureTopic = async (admin: Admin, spec: TopicSpec): Promise<boolean> => {
+  try {
+    return await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        {
+          topic: spec.topic,
+          numPartitions: spec.partitions,
+          replicationFactor: 1,
+          configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+        },
+      ],
+    });
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};
+
+/** Turns a kafkajs error into a spendstream error, keeping the original as `cause`. */
+export const translateKafkaError = (error: unknown): SpendstreamError => {
+  if (error instanceof SpendstreamError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const retriable =
+    error instanceof Error && 'retriable' in error ? error.retriable === true : false;
+  const isConnection =
+    error instanceof Error &&
+    /KafkaJSConnectionError|KafkaJSNumberOfRetriesExceeded|KafkaJSRequestTimeoutError|KafkaJSBrokerNotFound/.test(
+      error.name,
+    );
+  if (retriable || isConnection) {
+    return new StoreUnavailableError('kafka', `Kafka unavailable: ${message}`, { cause: error });
+  }
+  return new SpendstreamError('internal', `Kafka error: ${message}`, { cause: error });
+};

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadConfig, SETTING_NAMES } from './config.ts';
+import { ConfigError } from './errors.ts';
+
+test('defaults match the documented ports and addresses', () => {
+  const config = loadConfig({});
+  assert.equal(config.ws.port, 8080);
+  assert.equal(config.ws.path, '/ws');
+  assert.equal(config.grpc.port, 50051);
+  assert.equal(config.postgres.url, 'postgres://postgres:postgres@localhost:5432/pocdb');
+  assert.equal(config.redis.url, 'redis://localhost:6379');
+  assert.deepEqual(config.kafka.brokers, ['localhost:9092']);
+  assert.equal(config.kafka.topic, 'user_purchase');
+});
+
+test('reads overrides and splits the broker list', () => {
+  const config = loadConfig({
+    WS_PORT: '9000',
+    KAFKA_BROKERS: 'a:9092, b:9093',
+    DATABASE_URL: 'postgresql://u@db:6543/other',
+  });
+  assert.equal(config.ws.port, 9000);
+  assert.deepEqual(config.kafka.brokers, ['a:9092', 'b:9093']);
+  assert.equal(config.postgres.url, 'postgresql://u@db:6543/other');
+});
+
+test('an empty variable means the default', () => {
+  assert.equal(loadConfig({ GRPC_PORT: '' }).grpc.port, 50051);
+});
+
+test('the result is frozen all the way down', () => {
+  const config = loadConfig({});
+  assert.throws(() => {
+    (config.ws as { port: number }).port = 1;
+  }, TypeError);
+});
+
+test('a bad value fails with a message naming the variable and the value', () => {
+  assert.throws(
+    () => loadConfig({ WS_PORT: 'eighty', REDIS_URL: 'http://x' }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.code, 'invalid_config');
+      assert.deepEqual([...error.variables].sort(), ['REDIS_URL', 'WS_PORT']);
+      assert.match(error.message, /WS_PORT="eighty"/);
+      assert.match(error.message, /REDIS_URL="http:\/\/x"/);
+      return true;
+    },
+  );
+});
+
+test('out-of-range ports and malformed broker lists are rejected', () => {
+  assert.throws(() => loadConfig({ GRPC_PORT: '70000' }), /GRPC_PORT/);
+  assert.throws(() => loadConfig({ KAFKA_BROKERS: 'localhost' }), /KAFKA_BROKERS/);
+});
+
+test('every setting is listed for the README', () => {
+  assert.ok(SETTING_NAMES.includes('DATABASE_URL'));
+  assert.ok(SETTING_NAMES.includes('KAFKA_BROKERS'));
+});

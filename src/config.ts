@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const port = z.coerce.number().int().min(1).max(65_535);
+const positiveInt = z.coerce.number().int().positive();
+const brokerList = z
+  .string()
+  .transform((value) => value.split(',').map((broker) => broker.trim()))
+  .pipe(
+    z
+      .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port[,host:port…]'))
+      .nonempty(),
+  );
+const url = (protocols: readonly string[]) =>
+  z.url({ protocol: new RegExp(`^(${protocols.join('|')})$`) });
+
+/**
+ * Every setting of spendstream: the environment variable, its default and its meaning.
+ * The README's settings table is generated from the same names, so keep them in step.
+ */
+const settingsSchema = z.object({
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  DATABASE_URL: url(['postgres', 'postgresql']).default(
+    'postgres://postgres:postgres@localhost:5432/pocdb',
+  ),
+  DATABASE_POOL_SIZE: positiveInt.max(100).default(10),
+  REDIS_URL: url(['redis', 'rediss']).default('redis://localhost:6379'),
+  KAFKA_BROKERS: brokerList.default(['localhost:9092']),
+  KAFKA_CLIENT_ID: z.string().min(1).default('spendstream'),
+  KAFKA_TOPIC: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/).default('user_purchase'),
+  KAFKA_TOPIC_PARTITIONS: positiveInt.max(1_000).default(6),
+  WS_HOST: z.string().min(1).default('127.0.0.1'),
+  WS_PORT: port.default(8080),
+  WS_PATH: z.string().startsWith('/').default('/ws'),
+  GRPC_HOST: z.string().min(1).default('127.0.0.1'),
+  GRPC_PORT: port.default(50051),
+});
+
+/** The parsed, frozen settings of one spendstream process. */
+export interface Config {
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly postgres: { readonly url: string; readonly poolSize: number };
+  readonly redis: { readonly url: string };
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly clientId: string;
+    readonly topic: string;
+    readonly topicPartitions: number;
+  };
+  readonly ws: { readonly host: string; readonly port: number; readonly path: string };
+  readonly grpc: { readonly host: string; readonly port: number };
+}
+
+/** Names of every environment variable spendstream reads. */
+export const SETTING_NAMES = Object.keys(settingsSchema.shape) as ReadonlyArray<
+  keyof typeof settingsSchema.shape
+>;
+
+const deepFreeze = <T extends object>(value: T): T => {
+  for (const child of Object.values(value)) {
+    if (typeof child === 'object' && child !== null) deepFreeze(child);
+  }
+  return Object.freeze(value);
+};
+
+/**
+ * Parses the environment once into a frozen {@link Config}.
+ * Throws a {@link ConfigError} naming every bad variable and the value it had.
+ */
+export const loadConfig = (env: Readonly<Record<string, string | undefined>> = process.env): Config => {
+  const relevant = Object.fromEntries(
+    SETTING_NAMES.map((name) => [name, env[name] === '' ? undefined : env[name]]),
+  );
+  const parsed = settingsSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}=${JSON.stringify(env[name])}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, {
+      variables: [...new Set(parsed.error.issues.map((issue) => String(issue.path[0])))],
+    });
+  }
+  const s = parsed.data;
+  return deepFreeze({
+    logLevel: s.LOG_LEVEL,
+    postgres: { url: s.DATABASE_URL, poolSize: s.DATABASE_POOL_SIZE },
+    redis: { url: s.REDIS_URL },
+    kafka: {
+      brokers: s.KAFKA_BROKERS,
+      clientId: s.KAFKA_CLIENT_ID,
+      topic: s.KAFKA_TOPIC,
+      topicPartitions: s.KAFKA_TOPIC_PARTITIONS,
+    },
+    ws: { host: s.WS_HOST, port: s.WS_PORT, path: s.WS_PATH },
+    grpc: { host: s.GRPC_HOST, port: s.GRPC_PORT },
+  });
+};

@@ -1,0 +1,65 @@
+/**
+ * Every stable error code spendstream reports, to clients and in logs.
+ * Codes are part of the public contract: add new ones, never rename or reuse one.
+ */
+export const ERROR_CODES = [
+  'invalid_json',
+  'invalid_purchase',
+  'too_large',
+  'unsupported_frame',
+  'overloaded',
+  'unavailable',
+  'invalid_config',
+  'internal',
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Options shared by every spendstream error. */
+export interface SpendstreamErrorOptions {
+  readonly cause?: unknown;
+  /** Whether the same operation may succeed when tried again later. */
+  readonly retryable?: boolean;
+}
+
+/** Base class of every error spendstream raises on purpose. */
+export class SpendstreamError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: SpendstreamErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** A setting in the environment is missing its shape; names the variables at fault. */
+export class ConfigError extends SpendstreamError {
+  readonly variables: readonly string[];
+
+  constructor(message: string, details: { variables: readonly string[] }) {
+    super('invalid_config', message);
+    this.variables = details.variables;
+  }
+}
+
+/** A store (PostgreSQL, Kafka, Redis) could not serve a request; usually worth retrying. */
+export class StoreUnavailableError extends SpendstreamError {
+  readonly store: 'postgres' | 'kafka' | 'redis';
+
+  constructor(
+    store: 'postgres' | 'kafka' | 'redis',
+    message: string,
+    options: SpendstreamErrorOptions = {},
+  ) {
+    super('unavailable', message, { retryable: true, ...options });
+    this.store = store;
+  }
+}
+
+/** Narrows an unknown thrown value to a {@link SpendstreamError}. */
+export const isSpendstreamError = (error: unknown): error is SpendstreamError =>
+  error instanceof SpendstreamError;

@@ -1,0 +1,37 @@
+// Shared by the integration tests: every test works in names of its own and cleans up.
+import { randomUUID } from 'node:crypto';
+import { sql } from 'slonik';
+import { createPostgresPool, ensureDatabase } from '../src/adapters/postgres.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+
+/** The configuration the suite runs against (the same environment as `npm start`). */
+export const testConfig: Config = loadConfig();
+
+/** A name no other test run uses: `prefix_<8 hex>`. */
+export const uniqueName = (prefix: string): string =>
+  `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 8)}`;
+
+/** DATABASE_URL with its database replaced by `database`. */
+export const databaseUrl = (database: string): string => {
+  const url = new URL(testConfig.postgres.url);
+  url.pathname = `/${database}`;
+  return url.toString();
+};
+
+/** Creates a throw-away database; the returned function drops it again. */
+export const createTestDatabase = async (): Promise<{ url: string; drop: () => Promise<void> }> => {
+  const name = uniqueName('spendstream_test');
+  const url = databaseUrl(name);
+  await ensureDatabase(url);
+  return {
+    url,
+    drop: async () => {
+      const admin = await createPostgresPool({ url: databaseUrl('postgres'), poolSize: 1 });
+      try {
+        await admin.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+};

@@ -1,13 +1,18 @@
--- Every purchase the ingest service acknowledged, stored exactly (numeric, never float).
--- published_at stays NULL until Kafka has acknowledged the purchase: the rows still NULL
--- are the outbox that recovery publishes after a crash.
+-- Every purchase the ingest service accepted, with its amount stored exactly (numeric,
+-- never a float). The id is the client's idempotency key, or one the server assigned.
 CREATE TABLE purchases (
-  id           text           PRIMARY KEY,
-  user_id      text           NOT NULL,
-  amount       numeric(14, 2) NOT NULL CHECK (amount > 0),
-  created_at   timestamptz    NOT NULL DEFAULT now(),
-  published_at timestamptz
+  id         text           PRIMARY KEY,
+  user_id    text           NOT NULL,
+  amount     numeric(14, 2) NOT NULL CHECK (amount > 0),
+  created_at timestamptz    NOT NULL DEFAULT now()
 );
 
-CREATE INDEX purchases_unpublished_idx ON purchases (created_at) WHERE published_at IS NULL;
-CREATE INDEX purchases_user_id_idx ON purchases (user_id);
+-- The transactional outbox: one row per inserted batch, written in the same transaction
+-- as its purchases and deleted once Kafka has acknowledged the batch. Rows left here by a
+-- crash or a Kafka outage are what outbox recovery publishes. Kept per batch, not per
+-- purchase, so the hot path writes one extra row per batch instead of one per purchase.
+CREATE TABLE outbox (
+  batch_id     bigserial   PRIMARY KEY,
+  purchase_ids text[]      NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now()
+);

@@ -7,6 +7,7 @@ export const ERROR_CODES = [
   'invalid_purchase',
   'too_large',
   'unsupported_frame',
+  'id_conflict',
   'overloaded',
   'unavailable',
   'invalid_config',

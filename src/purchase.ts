@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+
+/** A validated purchase, its amount in integer cents. */
+export interface Purchase {
+  /** The client's idempotency key, or a time-ordered UUIDv7 the server assigned. */
+  readonly id: string;
+  readonly userId: string;
+  readonly amountCents: number;
+}
+
+/** Largest amount one purchase may carry: 1,000,000.00. */
+export const MAX_AMOUNT_CENTS = 100_000_000;
+
+/** Formats integer cents as an exact decimal string: 4999 → "49.99". */
+export const centsToDecimal = (cents: number): string => {
+  const sign = cents < 0 ? '-' : '';
+  const abs = Math.abs(cents);
+  return `${sign}${Math.trunc(abs / 100)}.${String(abs % 100).padStart(2, '0')}`;
+};
+
+const DECIMAL = /^(\d{1,15})(?:\.(\d{1,2}))?$/;
+
+/**
+ * Parses a non-negative decimal with at most two places into integer cents without
+ * passing through a float; undefined when the text is not such a decimal.
+ */
+export const decimalToCents = (text: string): number | undefined => {
+  const match = DECIMAL.exec(text);
+  if (match === null) return undefined;
+  const [, units = '0', fraction = ''] = match;
+  return Number(units) * 100 + Number(fraction.padEnd(2, '0'));
+};
+
+/**
+ * A JSON number's cents: its shortest round-trip text (what `JSON.stringify` prints,
+ * and what the client most likely typed) read as a decimal. 49.99 → 4999, 0.1 → 10.
+ */
+export const numberToCents = (value: number): number | undefined =>
+  Number.isFinite(value) ? decimalToCents(String(value)) : undefined;
+
+/** A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits; sorts by time. */
+export const uuidv7 = (now: number = Date.now()): string => {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(now, 0, 6);
+  bytes[6] = 0x70 | ((bytes[6] ?? 0) & 0x0f);
+  bytes[8] = 0x80 | ((bytes[8] ?? 0) & 0x3f);
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+};

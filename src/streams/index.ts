@@ -1,0 +1,17 @@
+export { ingestPipeline, type IngestDeps } from './ingestPipeline.ts';
+export { batchPurchases, type BatchPurchasesConfig } from './operators/batchPurchases.ts';
+export { callStore, type StoreCallConfig } from './operators/callStore.ts';
+export {
+  decodeFrame,
+  decodeFrameText,
+  type DecodeFrameConfig,
+  type DecodedFrame,
+  type DecodedItem,
+} from './operators/decodeFrame.ts';
+export { failBatch } from './operators/failBatch.ts';
+export { persistBatch } from './operators/persistBatch.ts';
+export { publishBatch } from './operators/publishBatch.ts';
+export { resolveOutcomes } from './operators/resolveOutcomes.ts';
+export { retryTransient, type RetryTransientConfig } from './operators/retryTransient.ts';
+export { purchaseSchema } from './purchaseSchema.ts';
+export type { BatchState, Outcome, PurchaseResult, Submission } from './types.ts';

@@ -56,7 +56,7 @@ export default tseslint.config(
   },
   {
     // The configuration module and the process launchers are where the environment is read.
-    files: ['src/config.ts', 'scripts/**/*.ts'],
+    files: ['src/config.ts', 'scripts/**/*.ts', 'test/helpers.ts'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 );

@@ -104,15 +104,31 @@ const ensurePostgres = async (config: Config, log: Logger): Promise<StartedServi
   const dataDir = `${CACHE}/postgres/${port}`;
   // initdb and postgres refuse to run as root; use the package's postgres user then.
   const asOwner = (command: string, args: string[]): [string, string[]] =>
-    process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+    process.getuid?.() === 0
+      ? ['runuser', ['-u', 'postgres', '--', command, ...args]]
+      : [command, args];
   mkdirSync(dataDir, { recursive: true });
-  if (process.getuid?.() === 0) await run('chown', ['-R', 'postgres:postgres', `${CACHE}/postgres`]);
+  if (process.getuid?.() === 0)
+    await run('chown', ['-R', 'postgres:postgres', `${CACHE}/postgres`]);
   if (!existsSync(`${dataDir}/PG_VERSION`)) {
     log.info('initialising a local postgres cluster', { dataDir });
-    await run(...asOwner(`${bin}/initdb`, ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync']));
+    await run(
+      ...asOwner(`${bin}/initdb`, ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync']),
+    );
   }
   const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dataDir}`;
-  await run(...asOwner(`${bin}/pg_ctl`, ['-D', dataDir, '-l', `${dataDir}/server.log`, '-o', options, '-w', 'start']));
+  await run(
+    ...asOwner(`${bin}/pg_ctl`, [
+      '-D',
+      dataDir,
+      '-l',
+      `${dataDir}/server.log`,
+      '-o',
+      options,
+      '-w',
+      'start',
+    ]),
+  );
   log.info('started local postgres', { port, dataDir });
   return {
     name: 'postgres',

@@ -1,6 +1,7 @@
 // `npm test`: starts the infrastructure the suite needs (whatever is not already
 // serving), runs every test with node's test runner, then stops what it started.
 // Arguments, if any, replace the default file globs: `npm test -- test/integration/x.test.ts`.
+// Files run one at a time: fault tests stop and start the shared broker.
 import { spawn } from 'node:child_process';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
@@ -16,7 +17,12 @@ const infrastructure = await ensureInfrastructure(config, log);
 const files = process.argv.slice(2);
 const runner = spawn(
   process.execPath,
-  ['--test', '--test-timeout=300000', ...(files.length > 0 ? files : DEFAULT_FILES)],
+  [
+    '--test',
+    '--test-concurrency=1',
+    '--test-timeout=300000',
+    ...(files.length > 0 ? files : DEFAULT_FILES),
+  ],
   { stdio: 'inherit', cwd: ROOT },
 );
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -1,15 +1,14 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
-const port = z.coerce.number().int().min(1).max(65_535);
+// 0 asks the OS for a free port (tests run services side by side that way).
+const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
 const brokerList = z
   .string()
   .transform((value) => value.split(',').map((broker) => broker.trim()))
   .pipe(
-    z
-      .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port[,host:port…]'))
-      .nonempty(),
+    z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port[,host:port…]')).nonempty(),
   );
 const url = (protocols: readonly string[]) =>
   z.url({ protocol: new RegExp(`^(${protocols.join('|')})$`) });
@@ -18,7 +17,7 @@ const url = (protocols: readonly string[]) =>
  * Every setting of spendstream: the environment variable, its default and its meaning.
  * The README's settings table is generated from the same names, so keep them in step.
  */
-const settingsSchema = z.object({
+const settingsShape = z.object({
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   DATABASE_URL: url(['postgres', 'postgresql']).default(
     'postgres://postgres:postgres@localhost:5432/pocdb',
@@ -27,14 +26,38 @@ const settingsSchema = z.object({
   REDIS_URL: url(['redis', 'rediss']).default('redis://localhost:6379'),
   KAFKA_BROKERS: brokerList.default(['localhost:9092']),
   KAFKA_CLIENT_ID: z.string().min(1).default('spendstream'),
-  KAFKA_TOPIC: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/).default('user_purchase'),
+  KAFKA_TOPIC: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]{1,249}$/)
+    .default('user_purchase'),
   KAFKA_TOPIC_PARTITIONS: positiveInt.max(1_000).default(6),
   WS_HOST: z.string().min(1).default('127.0.0.1'),
   WS_PORT: port.default(8080),
   WS_PATH: z.string().startsWith('/').default('/ws'),
   GRPC_HOST: z.string().min(1).default('127.0.0.1'),
   GRPC_PORT: port.default(50051),
+  INGEST_BATCH_MAX_SIZE: positiveInt.max(10_000).default(1_000),
+  INGEST_BATCH_MAX_WAIT_MS: positiveInt.max(10_000).default(5),
+  INGEST_MAX_FRAME_BYTES: positiveInt.default(1_048_576),
+  INGEST_MAX_ARRAY_LENGTH: positiveInt.max(10_000).default(1_000),
+  INGEST_MAX_UNACKED_PER_CONNECTION: positiveInt.default(5_000),
+  INGEST_MAX_UNACKED: positiveInt.default(50_000),
+  INGEST_ATTEMPT_TIMEOUT_MS: positiveInt.default(5_000),
+  INGEST_DURABLE_DEADLINE_MS: positiveInt.default(10_000),
+  INGEST_PING_INTERVAL_MS: positiveInt.default(30_000),
+  INGEST_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
+  OUTBOX_RECOVERY_INTERVAL_MS: positiveInt.default(15_000),
+  OUTBOX_MIN_AGE_MS: z.coerce.number().int().min(0).default(60_000),
 });
+
+const settingsSchema = settingsShape.refine(
+  (s) => s.OUTBOX_MIN_AGE_MS >= 2 * s.INGEST_DURABLE_DEADLINE_MS,
+  {
+    // Recovery must not race a batch its own pipeline is still saving and publishing.
+    path: ['OUTBOX_MIN_AGE_MS'],
+    message: 'must be at least twice INGEST_DURABLE_DEADLINE_MS',
+  },
+);
 
 /** The parsed, frozen settings of one spendstream process. */
 export interface Config {
@@ -49,11 +72,24 @@ export interface Config {
   };
   readonly ws: { readonly host: string; readonly port: number; readonly path: string };
   readonly grpc: { readonly host: string; readonly port: number };
+  readonly ingest: {
+    readonly batchMaxSize: number;
+    readonly batchMaxWaitMs: number;
+    readonly maxFrameBytes: number;
+    readonly maxArrayLength: number;
+    readonly maxUnackedPerConnection: number;
+    readonly maxUnacked: number;
+    readonly attemptTimeoutMs: number;
+    readonly durableDeadlineMs: number;
+    readonly pingIntervalMs: number;
+    readonly shutdownTimeoutMs: number;
+  };
+  readonly outbox: { readonly recoveryIntervalMs: number; readonly minAgeMs: number };
 }
 
 /** Names of every environment variable spendstream reads. */
-export const SETTING_NAMES = Object.keys(settingsSchema.shape) as ReadonlyArray<
-  keyof typeof settingsSchema.shape
+export const SETTING_NAMES = Object.keys(settingsShape.shape) as ReadonlyArray<
+  keyof typeof settingsShape.shape
 >;
 
 const deepFreeze = <T extends object>(value: T): T => {
@@ -67,7 +103,9 @@ const deepFreeze = <T extends object>(value: T): T => {
  * Parses the environment once into a frozen {@link Config}.
  * Throws a {@link ConfigError} naming every bad variable and the value it had.
  */
-export const loadConfig = (env: Readonly<Record<string, string | undefined>> = process.env): Config => {
+export const loadConfig = (
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Config => {
   const relevant = Object.fromEntries(
     SETTING_NAMES.map((name) => [name, env[name] === '' ? undefined : env[name]]),
   );
@@ -94,5 +132,18 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
     },
     ws: { host: s.WS_HOST, port: s.WS_PORT, path: s.WS_PATH },
     grpc: { host: s.GRPC_HOST, port: s.GRPC_PORT },
+    ingest: {
+      batchMaxSize: s.INGEST_BATCH_MAX_SIZE,
+      batchMaxWaitMs: s.INGEST_BATCH_MAX_WAIT_MS,
+      maxFrameBytes: s.INGEST_MAX_FRAME_BYTES,
+      maxArrayLength: s.INGEST_MAX_ARRAY_LENGTH,
+      maxUnackedPerConnection: s.INGEST_MAX_UNACKED_PER_CONNECTION,
+      maxUnacked: s.INGEST_MAX_UNACKED,
+      attemptTimeoutMs: s.INGEST_ATTEMPT_TIMEOUT_MS,
+      durableDeadlineMs: s.INGEST_DURABLE_DEADLINE_MS,
+      pingIntervalMs: s.INGEST_PING_INTERVAL_MS,
+      shutdownTimeoutMs: s.INGEST_SHUTDOWN_TIMEOUT_MS,
+    },
+    outbox: { recoveryIntervalMs: s.OUTBOX_RECOVERY_INTERVAL_MS, minAgeMs: s.OUTBOX_MIN_AGE_MS },
   });
 };

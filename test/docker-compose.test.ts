@@ -11,7 +11,7 @@ const composeFile = fileURLToPath(new URL('../docker/docker-compose.yml', import
 const findCompose = async (): Promise<string[]> => {
   for (const command of [['docker', 'compose'], ['docker-compose']]) {
     try {
-      await run(command[0]!, [...command.slice(1), 'version'], { timeout: 30_000 });
+      await run(command[0], [...command.slice(1), 'version'], { timeout: 30_000 });
       return command;
     } catch {
       // not installed or no compose plugin: try the next one
@@ -27,7 +27,7 @@ let composeCommand: Promise<string[]> | undefined;
 const compose = async (...args: string[]): Promise<string> => {
   const [bin, ...base] = await (composeCommand ??= findCompose());
   try {
-    const { stdout } = await run(bin!, [...base, '-f', composeFile, ...args], { timeout: 60_000 });
+    const { stdout } = await run(bin, [...base, '-f', composeFile, ...args], { timeout: 60_000 });
     return stdout;
   } catch (error) {
     const { code, stderr } = error as { code?: unknown; stderr?: string };

@@ -28,10 +28,16 @@ export const createTestDatabase = async (): Promise<{ url: string; drop: () => P
     drop: async () => {
       const admin = await createPostgresPool({ url: databaseUrl('postgres'), poolSize: 1 });
       try {
-        await admin.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`);
+        await admin.query(
+          sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`,
+        );
       } finally {
         await admin.end();
       }
     },
   };
 };
+
+/** The suite's configuration with some settings replaced, parsed like the real thing. */
+export const configWith = (overrides: Record<string, string>): Config =>
+  loadConfig({ ...process.env, ...overrides });

@@ -23,12 +23,18 @@ export const createKafka = (config: KafkaConfig): Kafka => {
     clientId: config.clientId,
     brokers: [...config.brokers],
     connectionTimeout: 3_000,
-    retry: { initialRetryTime: 100, retries: 8 },
+    // kafkajs waits 30 s for a reply by default; a store call here is bounded far lower.
+    requestTimeout: 10_000,
+    // Bounded so a send to a dead broker fails within seconds (see OUTBOX_MIN_AGE_MS).
+    retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2_000 },
     logLevel: KafkaLogLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
       if (logger === undefined || entry.level === KafkaLogLevel.NOTHING) return;
       const { message, timestamp: _timestamp, ...fields } = entry.log;
-      logger[levelNames[entry.level]](`kafka: ${message}`, { ...fields, namespace: entry.namespace });
+      logger[levelNames[entry.level]](`kafka: ${message}`, {
+        ...fields,
+        namespace: entry.namespace,
+      });
     },
   });
 };
@@ -51,7 +57,10 @@ export const ensureTopic = async (admin: Admin, spec: TopicSpec): Promise<boolea
           topic: spec.topic,
           numPartitions: spec.partitions,
           replicationFactor: 1,
-          configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+          configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({
+            name,
+            value,
+          })),
         },
       ],
     });

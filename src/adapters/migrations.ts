@@ -57,14 +57,18 @@ export const migrate = async (
   const files = await migrations;
   try {
     return await pool.transaction(async (tx) => {
-      await tx.query(sql.unsafe`SELECT pg_advisory_xact_lock(${String(MIGRATION_LOCK_KEY)}::bigint)`);
+      await tx.query(
+        sql.unsafe`SELECT pg_advisory_xact_lock(${String(MIGRATION_LOCK_KEY)}::bigint)`,
+      );
       await tx.query(sql.unsafe`
         CREATE TABLE IF NOT EXISTS schema_migrations (
           version    text        PRIMARY KEY,
           checksum   text        NOT NULL,
           applied_at timestamptz NOT NULL DEFAULT now()
         )`);
-      const rows = await tx.any(sql.type(appliedRow)`SELECT version, checksum FROM schema_migrations`);
+      const rows = await tx.any(
+        sql.type(appliedRow)`SELECT version, checksum FROM schema_migrations`,
+      );
       const applied = new Map(rows.map((row) => [row.version, row.checksum]));
       const done: string[] = [];
       for (const migration of files) {

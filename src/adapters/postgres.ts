@@ -51,9 +51,7 @@ export const ensureDatabase = async (url: string): Promise<boolean> => {
   maintenance.pathname = '/postgres';
   const pool = await createPostgresPool({ url: maintenance.toString(), poolSize: 1 });
   try {
-    const exists = await pool.exists(
-      sql.unsafe`SELECT 1 FROM pg_database WHERE datname = ${name}`,
-    );
+    const exists = await pool.exists(sql.unsafe`SELECT 1 FROM pg_database WHERE datname = ${name}`);
     if (exists) return false;
     try {
       await pool.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])}`);

@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import { splitSqlStatements } from './splitSqlStatements.ts';
 
 test('splits at top-level semicolons and drops empty and comment-only pieces', () => {
-  assert.deepEqual(splitSqlStatements('-- header\nCREATE TABLE a (x int);\n\nSELECT 1;\n-- end\n'), [
-    '-- header\nCREATE TABLE a (x int)',
-    'SELECT 1',
-  ]);
+  assert.deepEqual(
+    splitSqlStatements('-- header\nCREATE TABLE a (x int);\n\nSELECT 1;\n-- end\n'),
+    ['-- header\nCREATE TABLE a (x int)', 'SELECT 1'],
+  );
 });
 
 test('leaves semicolons inside literals, identifiers, comments and dollar quotes alone', () => {

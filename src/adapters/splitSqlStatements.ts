@@ -35,7 +35,9 @@ export const splitSqlStatements = (script: string): string[] => {
     } else i += 1;
   }
   statements.push(script.slice(start));
-  return statements.map((statement) => statement.trim()).filter((statement) => !isOnlyComments(statement));
+  return statements
+    .map((statement) => statement.trim())
+    .filter((statement) => !isOnlyComments(statement));
 };
 
 const isOnlyComments = (statement: string): boolean =>

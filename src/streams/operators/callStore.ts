@@ -32,7 +32,11 @@ export const callStore = <T>(
       scheduler,
       with: () =>
         throwError(
-          () => new StoreUnavailableError(store, `${store} did not answer within ${attemptTimeoutMs} ms`),
+          () =>
+            new StoreUnavailableError(
+              store,
+              `${store} did not answer within ${attemptTimeoutMs} ms`,
+            ),
         ),
     }),
     retryTransient({ ...retry, scheduler }),

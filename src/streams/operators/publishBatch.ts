@@ -24,6 +24,11 @@ const newlyInserted = <R>(batch: BatchState<R>): Purchase[] => {
  * batch's outbox entry. Batches go one at a time, in order, so per-user order in
  * Kafka follows arrival order. A failed clear is harmless (outbox recovery finds the
  * records in the topic) and does not fail the batch.
+ *
+ * The send itself is tried once: the idempotent producer already retries it without
+ * duplicates, while a second send of the same purchases after an ambiguous failure (a
+ * timeout whose records did land) would publish them twice. A failed send leaves the
+ * batch to outbox recovery, which checks the topic before republishing.
  */
 export const publishBatch = <R>(
   publisher: PurchasePublisher,
@@ -34,7 +39,12 @@ export const publishBatch = <R>(
     const outboxId = batch.saved?.outboxId ?? null;
     if (batch.failure !== undefined || outboxId === null) return of(batch);
     const purchases = newlyInserted(batch);
-    return callStore('kafka', () => publisher.publish(purchases), config).pipe(
+    const once = {
+      ...config,
+      attemptTimeoutMs: config.retry.deadlineMs,
+      retry: { ...config.retry, deadlineMs: 0 },
+    };
+    return callStore('kafka', () => publisher.publish(purchases), once).pipe(
       concatMap(() =>
         callStore('postgres', () => store.markPublished(outboxId), config).pipe(
           catchError(() => of(undefined)),

@@ -40,12 +40,21 @@ export const resolveOutcomes = <R>(): OperatorFunction<BatchState<R>, Outcome<R>
       if (batch.failure !== undefined) {
         return { ref, result: { ...batch.failure, id: purchase.id } };
       }
+      // Inserted by this batch: the first occurrence is new, later ones repeat it.
+      if (batch.saved?.inserted.has(purchase.id) === true) {
+        const earlier = first.get(purchase.id);
+        if (earlier === undefined) first.set(purchase.id, purchase);
+        else if (!samePurchase(earlier, purchase)) return { ref, result: conflict(purchase.id) };
+        return {
+          ref,
+          result: { status: 'ack', id: purchase.id, duplicate: earlier !== undefined },
+        };
+      }
       const stored = batch.saved?.existing.get(purchase.id);
       if (stored !== undefined) return { ref, result: replyToResend(purchase, stored) };
-      // The same id twice in one batch: the first occurrence was inserted.
-      const earlier = first.get(purchase.id);
-      if (earlier === undefined) first.set(purchase.id, purchase);
-      else if (!samePurchase(earlier, purchase)) return { ref, result: conflict(purchase.id) };
-      return { ref, result: { status: 'ack', id: purchase.id, duplicate: earlier !== undefined } };
+      return {
+        ref,
+        result: { status: 'error', code: 'internal', id: purchase.id, message: 'internal error' },
+      };
     });
   });

@@ -1,0 +1,269 @@
+import { randomUUID } from 'node:crypto';
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { decimalToCents } from '../purchase.ts';
+import { translateKafkaError } from './kafka.ts';
+import type { PurchasePublisher } from './ports.ts';
+import { translatePostgresError } from './postgresErrors.ts';
+import {
+  decodePurchaseEvent,
+  PURCHASE_ID_HEADER,
+  type PurchaseEvent,
+} from './purchasePublisher.ts';
+
+/** What outbox recovery needs. */
+export interface OutboxRecoveryDeps {
+  readonly pool: DatabasePool;
+  readonly kafka: Kafka;
+  readonly publisher: PurchasePublisher;
+  readonly topic: string;
+  /** Entries younger than this may still be in the hands of a live ingest; leave them. */
+  readonly minAgeMs: number;
+  readonly logger?: Logger;
+  /**
+   * Longest the topic check may take (default 30 s). The outbox rows stay locked in an
+   * open transaction meanwhile, and slonik ends transactions idle for 60 s.
+   */
+  readonly scanTimeoutMs?: number;
+  /**
+   * Whether this process still has the purchase in its own pipeline (saved, publish not
+   * settled). Entries holding such a purchase are left alone whatever their age: the
+   * pipeline publishes them, or fails them back into the outbox.
+   */
+  readonly isInFlight?: (purchaseId: string) => boolean;
+}
+
+/** What one recovery run did. */
+export interface OutboxRecoveryResult {
+  /** Outbox entries (batches) recovered and removed. */
+  readonly entries: number;
+  /** Purchases published by this run. */
+  readonly published: number;
+  /** Purchases found in the topic already, so not published again. */
+  readonly alreadyInTopic: number;
+}
+
+const ENTRY_LIMIT = 500;
+const PUBLISH_CHUNK = 1_000;
+// Kafka timestamps come from the producer's clock, outbox times from PostgreSQL's.
+const CLOCK_SLACK_MS = 60_000;
+
+const entryRow = z.object({ batch_id: z.string(), created_ms: z.number() });
+const purchaseRow = z.object({
+  batch_id: z.string(),
+  id: z.string(),
+  user_id: z.string(),
+  amount: z.string(),
+  created_at: z.number(),
+});
+
+interface PartitionRange {
+  readonly start: bigint;
+  readonly high: bigint;
+  /** Set by the first batch from `start`: batches fetched before the seek do not count. */
+  started: boolean;
+}
+
+const purchaseIdOf = (message: KafkaMessage): string | undefined => {
+  const header = message.headers?.[PURCHASE_ID_HEADER];
+  if (header !== undefined) return String(header);
+  if (message.value === null) return undefined;
+  try {
+    return decodePurchaseEvent(message.value).id;
+  } catch {
+    // Not a purchase this service can read, so not one of those looked for.
+    return undefined;
+  }
+};
+
+/** Reads `ranges` of `topic` through `consumer`, calling `onMessage` for each record in them. */
+const readRanges = (
+  consumer: Consumer,
+  topic: string,
+  ranges: Map<number, PartitionRange>,
+  onMessage: (message: KafkaMessage) => void,
+  timeoutMs: number,
+): Promise<void> =>
+  new Promise<void>((resolve, reject) => {
+    const fail = (error: unknown) => {
+      clearTimeout(timer);
+      reject(translateKafkaError(error));
+    };
+    const timer = setTimeout(
+      () => fail(new StoreUnavailableError('kafka', `checking topic ${topic} timed out`)),
+      timeoutMs,
+    );
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) fail(payload.error);
+    });
+    consumer
+      .run({
+        autoCommit: false,
+        partitionsConsumedConcurrently: ranges.size,
+        eachBatch: ({ batch }) => {
+          const range = ranges.get(batch.partition);
+          const first = batch.messages[0];
+          if (range === undefined || first === undefined) return Promise.resolve();
+          if (!range.started && BigInt(first.offset) > range.start) return Promise.resolve();
+          range.started = true;
+          let last = range.start;
+          for (const message of batch.messages) {
+            last = BigInt(message.offset);
+            if (last >= range.start && last < range.high) onMessage(message);
+          }
+          if (last + 1n >= range.high) {
+            ranges.delete(batch.partition);
+            if (ranges.size === 0) {
+              clearTimeout(timer);
+              resolve();
+            }
+          }
+          return Promise.resolve();
+        },
+      })
+      // kafkajs takes seeks only once `run` has created the group membership.
+      .then(() => {
+        for (const [partition, { start }] of ranges) {
+          consumer.seek({ topic, partition, offset: start.toString() });
+        }
+      })
+      .catch(fail);
+  });
+
+/**
+ * Ids among `wanted` that the topic holds at or after `sinceMs`, reading every partition
+ * from that time up to the high watermark seen when the check began.
+ */
+const findPublishedIds = async (
+  kafka: Kafka,
+  topic: string,
+  sinceMs: number,
+  wanted: ReadonlySet<string>,
+  timeoutMs: number,
+): Promise<{ found: Set<string>; scanned: number }> => {
+  const found = new Set<string>();
+  let scanned = 0;
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const starts = await admin.fetchTopicOffsetsByTimestamp(topic, sinceMs);
+    const highs = await admin.fetchTopicOffsets(topic);
+    const ranges = new Map<number, PartitionRange>();
+    for (const { partition, offset } of starts) {
+      const high = BigInt(highs.find((h) => h.partition === partition)?.high ?? offset);
+      if (BigInt(offset) < high)
+        ranges.set(partition, { start: BigInt(offset), high, started: false });
+    }
+    if (ranges.size === 0) return { found, scanned };
+    // A throw-away group: kafkajs seeks only within a group, and nothing must remember it.
+    const groupId = `spendstream-outbox-check-${randomUUID()}`;
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: false });
+      await readRanges(
+        consumer,
+        topic,
+        ranges,
+        (message) => {
+          scanned += 1;
+          const id = purchaseIdOf(message);
+          if (id !== undefined && wanted.has(id)) found.add(id);
+        },
+        timeoutMs,
+      );
+      return { found, scanned };
+    } finally {
+      await consumer.disconnect().catch(() => undefined);
+      await admin.deleteGroups([groupId]).catch(() => undefined);
+    }
+  } catch (error) {
+    throw translateKafkaError(error);
+  } finally {
+    await admin.disconnect();
+  }
+};
+
+const chunks = <T>(items: readonly T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) =>
+    items.slice(i * size, (i + 1) * size),
+  );
+
+/**
+ * Publishes what PostgreSQL committed but Kafka may not have: outbox entries older than
+ * `minAgeMs`, minus the purchases the topic already holds, then removes the entries.
+ * Safe to run from several instances at once (entries are locked, skipped by others).
+ */
+export const recoverOutbox = async (deps: OutboxRecoveryDeps): Promise<OutboxRecoveryResult> => {
+  const { pool, kafka, publisher, topic, minAgeMs, logger } = deps;
+  try {
+    // One attempt only: a retried run would scan the topic again, which is safe but slow,
+    // and the next periodic run does the same.
+    return await pool.transaction(async (tx) => {
+      const entries = await tx.any(sql.type(entryRow)`
+        SELECT batch_id::text AS batch_id,
+               (extract(epoch FROM created_at) * 1000)::float8 AS created_ms
+        FROM outbox
+        WHERE created_at <= now() - ${minAgeMs}::float8 * interval '1 millisecond'
+        ORDER BY batch_id
+        LIMIT ${ENTRY_LIMIT}
+        FOR UPDATE SKIP LOCKED`);
+      if (entries.length === 0) return { entries: 0, published: 0, alreadyInTopic: 0 };
+      const lockedIds = entries.map((entry) => entry.batch_id);
+      const allRows = await tx.any(sql.type(purchaseRow)`
+        SELECT o.batch_id::text AS batch_id, p.id, p.user_id, p.amount, p.created_at
+        FROM outbox o
+        CROSS JOIN LATERAL unnest(o.purchase_ids) WITH ORDINALITY AS u(id, position)
+        JOIN purchases p ON p.id = u.id
+        WHERE o.batch_id = ANY(${sql.array(lockedIds, 'int8')})
+        ORDER BY o.batch_id, u.position`);
+      const busy = new Set(
+        allRows.filter((row) => deps.isInFlight?.(row.id) === true).map((row) => row.batch_id),
+      );
+      const batchIds = lockedIds.filter((id) => !busy.has(id));
+      if (batchIds.length === 0) return { entries: 0, published: 0, alreadyInTopic: 0 };
+      const rows = allRows.filter((row) => !busy.has(row.batch_id));
+      // In the order they were saved, so each user's purchases keep their order in the topic.
+      const purchases = rows.map((row): PurchaseEvent => {
+        const amountCents = decimalToCents(row.amount);
+        if (amountCents === undefined) {
+          throw new SpendstreamError('internal', `purchase ${row.id} has an unreadable amount`);
+        }
+        return {
+          id: row.id,
+          userId: row.user_id,
+          amountCents,
+          createdAt: new Date(row.created_at),
+        };
+      });
+      const oldest = Math.min(
+        ...entries.filter((entry) => !busy.has(entry.batch_id)).map((entry) => entry.created_ms),
+      );
+      const { found, scanned } = await findPublishedIds(
+        kafka,
+        topic,
+        Math.floor(oldest) - CLOCK_SLACK_MS,
+        new Set(purchases.map((purchase) => purchase.id)),
+        deps.scanTimeoutMs ?? 30_000,
+      );
+      const missing = purchases.filter((purchase) => !found.has(purchase.id));
+      for (const chunk of chunks(missing, PUBLISH_CHUNK)) await publisher.publish(chunk);
+      await tx.query(
+        sql.unsafe`DELETE FROM outbox WHERE batch_id = ANY(${sql.array(batchIds, 'int8')})`,
+      );
+      const result = {
+        entries: entries.length,
+        published: missing.length,
+        alreadyInTopic: found.size,
+      };
+      logger?.info('outbox recovered', { ...result, topic, scannedRecords: scanned });
+      return result;
+    }, 1);
+  } catch (error) {
+    logger?.warn('outbox recovery failed', { topic, error });
+    throw translatePostgresError(error);
+  }
+};

@@ -1,0 +1,166 @@
+import { Subject } from 'rxjs';
+import { openMigratedDatabase } from './adapters/database.ts';
+import { trackInFlight } from './adapters/inFlight.ts';
+import { createKafka, ensureTopic } from './adapters/kafka.ts';
+import { recoverOutbox } from './adapters/outboxRecovery.ts';
+import { createPurchasePublisher, createIdempotentProducer } from './adapters/purchasePublisher.ts';
+import { createPurchaseStore } from './adapters/purchaseStore.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import type { ReplyRef } from './servers/connectionActor.ts';
+import { startWebSocketServer } from './servers/websocket.ts';
+import { ingestPipeline } from './streams/ingestPipeline.ts';
+import type { Submission } from './streams/types.ts';
+
+/** A running ingest service. */
+export interface IngestService {
+  /** The WebSocket port (useful when configured as 0). */
+  readonly port: number;
+  /** Purchases read from sockets and not yet answered. */
+  readonly unacked: number;
+  /**
+   * Drains and stops: refuses new connections and frames, flushes the open batch, sends
+   * its replies, then closes sockets, the producer and the pool.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the ingest service: migrations, topic, producer, outbox recovery (at start and
+ * then periodically), the pipeline, and the WebSocket server feeding it.
+ */
+export const startIngestService = async (
+  config: Config,
+  logger: Logger,
+): Promise<IngestService> => {
+  // PostgreSQL cancels a statement the pipeline stopped waiting for, so a batch answered
+  // `unavailable` is not committed behind the client's back.
+  const { pool, applied } = await openMigratedDatabase({
+    ...config.postgres,
+    statementTimeoutMs: config.ingest.attemptTimeoutMs,
+  });
+  if (applied.length > 0) logger.info('migrations applied', { applied });
+  const kafka = createKafka({ ...config.kafka, logger });
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopic(admin, {
+    topic: config.kafka.topic,
+    partitions: config.kafka.topicPartitions,
+    // The wallet rebuilds totals by replaying the topic, so it keeps everything.
+    configs: { 'retention.ms': '-1' },
+  });
+  // Partitions are fixed for the life of the process, so a user's purchases keep one.
+  const metadata = await admin.fetchTopicMetadata({ topics: [config.kafka.topic] });
+  const partitions = metadata.topics[0]?.partitions.length ?? config.kafka.topicPartitions;
+  await admin.disconnect();
+  const kafkaPublisher = createPurchasePublisher({
+    newProducer: () => createIdempotentProducer(kafka),
+    topic: config.kafka.topic,
+    partitions,
+  });
+  // Recovery publishes through the same publisher, outside the pipeline's bookkeeping.
+  const inFlight = trackInFlight(kafkaPublisher);
+  const store = createPurchaseStore(pool);
+  const publisher = inFlight.publisher;
+
+  let recovering: Promise<unknown> = Promise.resolve();
+  const recover = () => {
+    recovering = recovering
+      .then(() =>
+        recoverOutbox({
+          pool,
+          kafka,
+          publisher: kafkaPublisher,
+          isInFlight: inFlight.isInFlight,
+          topic: config.kafka.topic,
+          minAgeMs: config.outbox.minAgeMs,
+          logger,
+        }),
+      )
+      .catch((error: unknown) => logger.warn('outbox recovery failed; will retry', { error }));
+    return recovering;
+  };
+  await recover();
+  const relay = setInterval(() => void recover(), config.outbox.recoveryIntervalMs);
+  relay.unref();
+
+  const submissions = new Subject<Submission<ReplyRef>>();
+  let draining = false;
+  const outcomes = ingestPipeline(submissions, {
+    store,
+    publisher,
+    batch: { maxSize: config.ingest.batchMaxSize, maxWaitMs: config.ingest.batchMaxWaitMs },
+    storeCall: {
+      attemptTimeoutMs: config.ingest.attemptTimeoutMs,
+      retry: { initialDelayMs: 50, maxDelayMs: 1_000, deadlineMs: config.ingest.durableDeadlineMs },
+    },
+  });
+  const drained = new Promise<void>((resolve) => {
+    outcomes.subscribe({
+      next: (batch) => {
+        for (const { ref, result } of batch) {
+          inFlight.release(ref.purchaseId);
+          ref.actor.deliver(ref, result);
+        }
+      },
+      error: (error: unknown) => {
+        // Stages turn failures into replies; reaching here is a bug worth a restart.
+        logger.error('ingest pipeline failed', { error });
+        process.exitCode = 1;
+        resolve();
+      },
+      complete: () => resolve(),
+    });
+  });
+
+  const server = await startWebSocketServer(
+    {
+      host: config.ws.host,
+      port: config.ws.port,
+      path: config.ws.path,
+      maxFrameBytes: config.ingest.maxFrameBytes,
+      pingIntervalMs: config.ingest.pingIntervalMs,
+      maxUnacked: config.ingest.maxUnacked,
+      maxUnackedPerConnection: config.ingest.maxUnackedPerConnection,
+      decode: { maxArrayLength: config.ingest.maxArrayLength },
+    },
+    {
+      submit: (submission) => {
+        inFlight.hold(submission.purchase.id);
+        submissions.next(submission);
+      },
+      isReady: () => !draining,
+      logger,
+    },
+  );
+  logger.info('ingest service listening', {
+    url: `ws://${config.ws.host}:${server.port}${config.ws.path}`,
+  });
+
+  return {
+    port: server.port,
+    get unacked() {
+      return server.unacked;
+    },
+    async stop() {
+      if (draining) return;
+      draining = true;
+      logger.info('draining', { unacked: server.unacked, connections: server.connections });
+      server.stopAccepting();
+      submissions.complete();
+      const timedOut = await Promise.race([
+        drained.then(() => false),
+        new Promise<boolean>((resolve) =>
+          setTimeout(() => resolve(true), config.ingest.shutdownTimeoutMs).unref(),
+        ),
+      ]);
+      if (timedOut) logger.warn('drain timed out; unacked purchases stay in the outbox');
+      clearInterval(relay);
+      await server.close();
+      await recovering;
+      await kafkaPublisher.close();
+      await pool.end();
+      logger.info('ingest service stopped');
+    },
+  };
+};

@@ -1,0 +1,133 @@
+import type { Purchase } from '../purchase.ts';
+import { decodeFrameText, type DecodeFrameConfig } from '../streams/operators/decodeFrame.ts';
+import type { PurchaseResult, Submission } from '../streams/types.ts';
+import type { AdmissionTicket } from './admission.ts';
+
+/** Where a purchase's reply goes: its connection, its frame, its place in the frame. */
+export interface ReplyRef {
+  readonly actor: ConnectionActor;
+  readonly frame: FrameSlot;
+  readonly index: number;
+  readonly purchaseId: string;
+}
+
+/** A frame waiting for the replies of its purchases. */
+export interface FrameSlot {
+  readonly array: boolean;
+  readonly results: (PurchaseResult | undefined)[];
+  remaining: number;
+}
+
+/** The per-socket actor: decodes frames, submits purchases, sends replies in order. */
+export interface ConnectionActor {
+  /** A frame arrived from the client. */
+  receive(data: string | null): void;
+  /** The pipeline answered one of this connection's purchases. */
+  deliver(ref: ReplyRef, result: PurchaseResult): void;
+  /** Frames still waiting for replies. */
+  readonly pendingFrames: number;
+  close(): void;
+}
+
+/** What one connection actor needs from its server. */
+export interface ConnectionActorDeps {
+  readonly decode: DecodeFrameConfig;
+  readonly ticket: AdmissionTicket;
+  readonly submit: (submission: Submission<ReplyRef>) => void;
+  readonly send: (text: string) => void;
+}
+
+const render = (slot: FrameSlot): string => {
+  if (!slot.array) return JSON.stringify(slot.results[0]);
+  let acked = 0;
+  for (const result of slot.results) if (result?.status === 'ack') acked += 1;
+  return JSON.stringify({
+    status: 'batch',
+    acked,
+    failed: slot.results.length - acked,
+    results: slot.results,
+  });
+};
+
+const overloaded: PurchaseResult = {
+  status: 'error',
+  code: 'overloaded',
+  message: 'the server is overloaded; retry later',
+};
+
+/**
+ * Creates the actor of one WebSocket connection. It owns the connection's state — the
+ * frames awaiting replies, in arrival order — and talks to the pipeline only through
+ * `submit` and `deliver`. Replies leave in the order their frames arrived, whatever order
+ * the pipeline answers in.
+ */
+export const createConnectionActor = (deps: ConnectionActorDeps): ConnectionActor => {
+  const queue: FrameSlot[] = [];
+  let closed = false;
+
+  const flush = () => {
+    while (queue.length > 0 && queue[0]?.remaining === 0) {
+      const slot = queue.shift();
+      if (slot !== undefined && !closed) deps.send(render(slot));
+    }
+  };
+
+  const actor: ConnectionActor = {
+    get pendingFrames() {
+      return queue.length;
+    },
+    receive(data) {
+      if (closed) return;
+      if (data === null) {
+        queue.push({
+          array: false,
+          remaining: 0,
+          results: [
+            {
+              status: 'error',
+              code: 'unsupported_frame',
+              message: 'binary frames are not supported; send JSON text frames',
+            },
+          ],
+        });
+        return flush();
+      }
+      const decoded = decodeFrameText(data, deps.decode);
+      if (decoded.frameError !== undefined) {
+        queue.push({ array: false, remaining: 0, results: [decoded.frameError] });
+        return flush();
+      }
+      const valid: Array<{ index: number; purchase: Purchase }> = [];
+      const results = decoded.items.map((item, index) => {
+        if (item.ok) valid.push({ index, purchase: item.purchase });
+        return item.ok ? undefined : item.error;
+      });
+      const refuse = deps.ticket.wouldOverflow(valid.length);
+      const slot: FrameSlot = { array: decoded.array, results, remaining: 0 };
+      queue.push(slot);
+      if (refuse) {
+        for (const { index, purchase } of valid)
+          results[index] = { ...overloaded, id: purchase.id };
+        return flush();
+      }
+      slot.remaining = valid.length;
+      deps.ticket.admit(valid.length);
+      for (const { index, purchase } of valid) {
+        deps.submit({ ref: { actor, frame: slot, index, purchaseId: purchase.id }, purchase });
+      }
+      flush();
+    },
+    deliver(ref, result) {
+      ref.frame.results[ref.index] = result;
+      ref.frame.remaining -= 1;
+      // After close the ticket already returned this connection's whole budget.
+      if (!closed) deps.ticket.release(1);
+      flush();
+    },
+    close() {
+      closed = true;
+      deps.ticket.close();
+    },
+  };
+  return actor;
+};

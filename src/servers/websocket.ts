@@ -1,0 +1,161 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Logger } from '../logger.ts';
+import type { DecodeFrameConfig } from '../streams/operators/decodeFrame.ts';
+import type { Submission } from '../streams/types.ts';
+import { createAdmission, type AdmissionLimits } from './admission.ts';
+import { createConnectionActor, type ConnectionActor, type ReplyRef } from './connectionActor.ts';
+
+/** Settings of the WebSocket server. */
+export interface WebSocketServerConfig extends AdmissionLimits {
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly maxFrameBytes: number;
+  readonly pingIntervalMs: number;
+  readonly decode: DecodeFrameConfig;
+}
+
+/** A running ingest WebSocket server. */
+export interface IngestServer {
+  readonly port: number;
+  readonly http: Server;
+  /** Unacked purchases across all connections. */
+  readonly unacked: number;
+  readonly connections: number;
+  /** Stops accepting connections and reading frames; replies still go out. */
+  stopAccepting(): void;
+  /** Closes every socket (1001 going away) and the HTTP server. */
+  close(): Promise<void>;
+}
+
+/** What the server needs from the rest of the ingest service. */
+export interface WebSocketServerDeps {
+  readonly submit: (submission: Submission<ReplyRef>) => void;
+  readonly isReady: () => boolean;
+  readonly logger: Logger;
+}
+
+// ws hands a message over as one Buffer (the default binaryType); the other shapes
+// only appear with other binary types, handled for completeness.
+const textOf = (data: RawData): string =>
+  Array.isArray(data)
+    ? Buffer.concat(data).toString('utf8')
+    : Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Buffer.from(data).toString('utf8');
+
+const health = (isReady: () => boolean) => (request: IncomingMessage, response: ServerResponse) => {
+  const ready =
+    request.url === '/readyz' ? isReady() : request.url === '/healthz' ? true : undefined;
+  if (ready === undefined) {
+    response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    return;
+  }
+  response
+    .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ status: ready ? 'ok' : 'unavailable' }));
+};
+
+/**
+ * Serves WebSocket clients on `path`, one {@link ConnectionActor} per socket, plus
+ * `/healthz` and `/readyz` on the same port. Dead peers are found by ping/pong; frames
+ * over `maxFrameBytes` close the socket with 1009, the only input that does.
+ */
+export const startWebSocketServer = async (
+  config: WebSocketServerConfig,
+  deps: WebSocketServerDeps,
+): Promise<IngestServer> => {
+  const http = createServer(health(deps.isReady));
+  const wss = new WebSocketServer({
+    server: http,
+    path: config.path,
+    maxPayload: config.maxFrameBytes,
+    perMessageDeflate: false,
+  });
+  const admission = createAdmission(config);
+  const sockets = new Map<WebSocket, { actor: ConnectionActor; alive: boolean }>();
+  let accepting = true;
+
+  wss.on('connection', (socket) => {
+    if (!accepting) return socket.close(1001, 'server shutting down');
+    const actor = createConnectionActor({
+      decode: config.decode,
+      ticket: admission.open(socket),
+      submit: deps.submit,
+      send: (text) => {
+        if (socket.readyState === socket.OPEN) socket.send(text);
+      },
+    });
+    const entry = { actor, alive: true };
+    sockets.set(socket, entry);
+    socket.on('pong', () => {
+      entry.alive = true;
+    });
+    socket.on('message', (data, isBinary) => {
+      entry.alive = true;
+      actor.receive(isBinary ? null : textOf(data));
+    });
+    socket.on('error', (error) => deps.logger.debug('socket error', { error }));
+    socket.on('close', () => {
+      actor.close();
+      sockets.delete(socket);
+    });
+  });
+
+  const pinger = setInterval(() => {
+    for (const [socket, entry] of sockets) {
+      if (!entry.alive) {
+        deps.logger.info('closing a dead connection (no pong)');
+        socket.terminate();
+        continue;
+      }
+      entry.alive = false;
+      socket.ping();
+    }
+  }, config.pingIntervalMs);
+  pinger.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+
+  return {
+    port,
+    http,
+    get unacked() {
+      return admission.unacked;
+    },
+    get connections() {
+      return sockets.size;
+    },
+    stopAccepting() {
+      accepting = false;
+      http.close();
+      for (const socket of sockets.keys()) socket.pause();
+    },
+    async close() {
+      clearInterval(pinger);
+      accepting = false;
+      const closing = [...sockets.keys()].map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            if (socket.readyState === socket.CLOSED) return resolve();
+            socket.once('close', () => resolve());
+            socket.close(1001, 'server shutting down');
+            setTimeout(() => {
+              socket.terminate();
+              resolve();
+            }, 2_000).unref();
+          }),
+      );
+      await Promise.all(closing);
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+};

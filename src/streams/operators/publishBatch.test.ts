@@ -1,0 +1,276 @@
+// Real time, not marbles: the stage awaits the publisher's and the store's promises,
+// which settle on the microtask queue that TestScheduler.run does not advance. Settings
+// are milliseconds; the timeout mechanics are marble-tested in callStore.test.ts.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { firstValueFrom, from, toArray } from 'rxjs';
+import type { PurchasePublisher } from '../../adapters/ports.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../errors.ts';
+import type { Purchase } from '../../purchase.ts';
+import {
+  createMemoryPurchasePublisher,
+  createMemoryPurchaseStore,
+  type MemoryPurchaseStore,
+} from '../../testing/index.ts';
+import type { BatchState } from '../types.ts';
+import type { StoreCallConfig } from './callStore.ts';
+import { failBatch } from './failBatch.ts';
+import { publishBatch } from './publishBatch.ts';
+
+// Where a call must succeed: a generous deadline (the Kafka send's only attempt gets
+// all of it), so that a busy machine firing timers late does not fail the case.
+const fast: StoreCallConfig = {
+  attemptTimeoutMs: 1_000,
+  retry: { initialDelayMs: 1, maxDelayMs: 2, deadlineMs: 2_000 },
+};
+
+// Where the stage must give up or wait out a deadline: short, to keep the case quick.
+const short: StoreCallConfig = {
+  attemptTimeoutMs: 10,
+  retry: { initialDelayMs: 1, maxDelayMs: 2, deadlineMs: 30 },
+};
+
+const purchase = (id: string, amountCents = 100): Purchase => ({ id, userId: 'u1', amountCents });
+
+/** A batch as persistBatch leaves it: saved by `store`. */
+const savedBatch = async (
+  store: MemoryPurchaseStore,
+  purchases: Purchase[],
+): Promise<BatchState<string>> => {
+  const submissions = purchases.map((p, i) => ({ ref: `ref-${i}`, purchase: p }));
+  return { submissions, saved: await store.save(purchases) };
+};
+
+const publish = (
+  publisher: PurchasePublisher,
+  store: MemoryPurchaseStore,
+  batches: BatchState<string>[],
+  config: StoreCallConfig = fast,
+): Promise<BatchState<string>[]> =>
+  firstValueFrom(from(batches).pipe(publishBatch<string>(publisher, store, config), toArray()));
+
+const kafkaDown = () => new StoreUnavailableError('kafka', 'broker not available');
+
+test('publishes only what the batch inserted, each purchase once, in arrival order', async () => {
+  const store = createMemoryPurchaseStore({ purchases: [purchase('old')] });
+  const publisher = createMemoryPurchasePublisher();
+  const batch = await savedBatch(store, [
+    purchase('b'),
+    purchase('old'),
+    purchase('a'),
+    purchase('b'),
+  ]);
+  const [state] = await publish(publisher, store, [batch]);
+
+  assert.deepEqual(publisher.calls, [[purchase('b'), purchase('a')]], 'one send for the batch');
+  assert.deepEqual(publisher.published, [purchase('b'), purchase('a')]);
+  assert.deepEqual(state, { ...batch, published: true });
+});
+
+test('batches are published one at a time, in order', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  let inFlight = 0;
+  let mostInFlight = 0;
+  const slow: PurchasePublisher = {
+    publish: async (purchases) => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      await sleep(5);
+      inFlight -= 1;
+      return publisher.publish(purchases);
+    },
+  };
+  const batches = [
+    await savedBatch(store, [purchase('a')]),
+    await savedBatch(store, [purchase('b'), purchase('c')]),
+    await savedBatch(store, [purchase('d')]),
+  ];
+  await publish(slow, store, batches);
+  assert.equal(mostInFlight, 1);
+  assert.deepEqual(
+    publisher.published.map((p) => p.id),
+    ['a', 'b', 'c', 'd'],
+  );
+});
+
+test("marks the batch's outbox entry published, only after Kafka acknowledged it", async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  const batch = await savedBatch(store, [purchase('a')]);
+  const outboxAtPublish: string[][] = [];
+  const watching: PurchasePublisher = {
+    publish: (purchases) => {
+      outboxAtPublish.push([...store.outbox.keys()]);
+      return publisher.publish(purchases);
+    },
+  };
+  await publish(watching, store, [batch]);
+
+  assert.deepEqual(outboxAtPublish, [['1']], 'the entry was still there when publishing');
+  assert.deepEqual(
+    store.calls.filter((call) => call.method === 'markPublished'),
+    [{ method: 'markPublished', outboxId: '1' }],
+  );
+  assert.equal(store.outbox.size, 0);
+});
+
+test('a failed batch passes through untouched: nothing is published or marked', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  const neverSaved = failBatch<string>(
+    { submissions: [{ ref: 'r', purchase: purchase('a') }] },
+    new StoreUnavailableError('postgres', 'down'),
+  );
+  // Failed after its save (say by an earlier stage of a user's pipeline): its outbox
+  // entry exists, yet it must not be published.
+  const failedAfterSave = failBatch(
+    await savedBatch(store, [purchase('b')]),
+    new StoreUnavailableError('kafka', 'down'),
+  );
+  const states = await publish(publisher, store, [neverSaved, failedAfterSave]);
+
+  assert.equal(states[0], neverSaved);
+  assert.equal(states[1], failedAfterSave);
+  assert.deepEqual(publisher.calls, []);
+  assert.equal(
+    store.calls.some((call) => call.method === 'markPublished'),
+    false,
+  );
+});
+
+test('a batch with nothing new passes through without a publish', async () => {
+  const store = createMemoryPurchaseStore({ purchases: [purchase('a'), purchase('b')] });
+  const publisher = createMemoryPurchasePublisher();
+  const resent = await savedBatch(store, [purchase('a'), purchase('b')]);
+  assert.equal(resent.saved?.outboxId, null);
+  const [state] = await publish(publisher, store, [resent]);
+
+  assert.equal(state, resent);
+  assert.deepEqual(publisher.calls, []);
+  assert.equal(
+    store.calls.some((call) => call.method === 'markPublished'),
+    false,
+  );
+});
+
+test('a failed send is not repeated: the batch fails as unavailable, its outbox entry kept', async () => {
+  // The idempotent producer retries inside one send; a second send could duplicate
+  // records, so the stage leaves a failed batch to outbox recovery.
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  publisher.failNext(1, kafkaDown());
+  const [state] = await publish(publisher, store, [await savedBatch(store, [purchase('a')])]);
+
+  assert.equal(state?.failure?.code, 'unavailable');
+  assert.notEqual(state?.published, true);
+  assert.equal(publisher.calls.length, 1);
+  assert.deepEqual(publisher.published, []);
+  assert.deepEqual([...store.outbox.entries()], [['1', ['a']]], 'left for outbox recovery');
+  assert.equal(
+    store.calls.some((call) => call.method === 'markPublished'),
+    false,
+  );
+});
+
+test('Kafka silent past the deadline fails the batch as unavailable; the entry is not marked', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  publisher.hangNext(1);
+  const started = performance.now();
+  const [state] = await publish(
+    publisher,
+    store,
+    [await savedBatch(store, [purchase('a')])],
+    short,
+  );
+
+  assert.equal(state?.failure?.code, 'unavailable');
+  assert.ok(performance.now() - started >= short.retry.deadlineMs - 2, 'waited for the deadline');
+  assert.deepEqual(publisher.published, []);
+  assert.deepEqual([...store.outbox.keys()], ['1']);
+  assert.equal(
+    store.calls.some((call) => call.method === 'markPublished'),
+    false,
+  );
+});
+
+test('the one send may take the whole deadline, not just one attempt timeout', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  const slow: PurchasePublisher = {
+    publish: async (purchases) => {
+      await sleep(20);
+      return publisher.publish(purchases);
+    },
+  };
+  const [state] = await publish(slow, store, [await savedBatch(store, [purchase('a')])], {
+    attemptTimeoutMs: 5,
+    retry: { initialDelayMs: 1, maxDelayMs: 1, deadlineMs: 200 },
+  });
+  assert.equal(state?.failure, undefined);
+  assert.equal(state?.published, true);
+  assert.deepEqual(publisher.published, [purchase('a')]);
+});
+
+test('a send whose acknowledgement is lost is not sent again: no duplicate in Kafka', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  publisher.hangNext(1, { applied: true });
+  const [state] = await publish(
+    publisher,
+    store,
+    [await savedBatch(store, [purchase('a')])],
+    short,
+  );
+
+  assert.equal(state?.failure?.code, 'unavailable', 'not acknowledged: the send is unconfirmed');
+  assert.deepEqual(publisher.published, [purchase('a')]);
+  assert.equal(store.outbox.size, 1, 'recovery checks the topic before republishing');
+});
+
+test('after a failed batch the next one is still published', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  const first = await savedBatch(store, [purchase('a')]);
+  const second = await savedBatch(store, [purchase('b')]);
+  const failingForA: PurchasePublisher = {
+    publish: (purchases) =>
+      purchases.some((p) => p.id === 'a')
+        ? Promise.reject(kafkaDown())
+        : publisher.publish(purchases),
+  };
+  const [one, two] = await publish(failingForA, store, [first, second]);
+
+  assert.equal(one?.failure?.code, 'unavailable');
+  assert.equal(two?.published, true);
+  assert.deepEqual(publisher.published, [purchase('b')]);
+});
+
+test('a non-retryable publish error fails the batch as internal, without a retry', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  publisher.failNext(1, new SpendstreamError('internal', 'topic does not exist'));
+  const [state] = await publish(publisher, store, [await savedBatch(store, [purchase('a')])]);
+
+  assert.equal(state?.failure?.code, 'internal');
+  assert.equal(publisher.calls.length, 1);
+  assert.equal(store.outbox.size, 1);
+});
+
+test('a failed outbox clear does not fail a published batch; the entry stays for recovery', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  store.setFailure('markPublished', new StoreUnavailableError('postgres', 'down'));
+  const [state] = await publish(
+    publisher,
+    store,
+    [await savedBatch(store, [purchase('a')])],
+    short,
+  );
+
+  assert.equal(state?.failure, undefined);
+  assert.equal(state?.published, true);
+  assert.equal(store.outbox.size, 1);
+});

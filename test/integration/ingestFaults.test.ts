@@ -1,0 +1,200 @@
+// Faults on the real stores: a slow PostgreSQL, Kafka stopped and restarted. Nothing
+// acknowledged may be lost, nothing may be published twice, memory stays bounded.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { createKafka } from '../../src/adapters/kafka.ts';
+import { createPostgresPool } from '../../src/adapters/postgres.ts';
+import type { Config } from '../../src/config.ts';
+import { startIngestService, type IngestService } from '../../src/ingestService.ts';
+import { createLogger } from '../../src/logger.ts';
+import { run, ROOT } from '../../scripts/infra.ts';
+import { configWith, createTestDatabase, uniqueName } from '../helpers.ts';
+import { countById, readTopic } from '../kafkaHelpers.ts';
+import { connectClient, type Reply } from '../wsClient.ts';
+
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let config: Config;
+let service: IngestService;
+let pool: DatabasePool;
+let url: string;
+
+before(async () => {
+  database = await createTestDatabase();
+  config = configWith({
+    DATABASE_URL: database.url,
+    KAFKA_TOPIC: uniqueName('test_faults'),
+    KAFKA_TOPIC_PARTITIONS: '3',
+    WS_PORT: '0',
+    INGEST_MAX_UNACKED: '200',
+    INGEST_MAX_UNACKED_PER_CONNECTION: '100',
+    INGEST_MAX_ARRAY_LENGTH: '50',
+    INGEST_ATTEMPT_TIMEOUT_MS: '1000',
+    INGEST_DURABLE_DEADLINE_MS: '2000',
+    OUTBOX_MIN_AGE_MS: '4000',
+    OUTBOX_RECOVERY_INTERVAL_MS: '1000',
+  });
+  service = await startIngestService(config, createLogger('error', { test: 'faults' }));
+  pool = await createPostgresPool({ url: database.url, poolSize: 3 });
+  url = `ws://127.0.0.1:${service.port}${config.ws.path}`;
+});
+
+after(async () => {
+  await service.stop();
+  await pool.end();
+  const admin = createKafka({ ...config.kafka }).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [config.kafka.topic] }).catch(() => undefined);
+  await admin.disconnect();
+  await database.drop();
+});
+
+const flatten = (replies: readonly Reply[]): Reply[] =>
+  replies.flatMap((reply) => (reply.status === 'batch' ? (reply.results as Reply[]) : [reply]));
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Holds an exclusive lock on `purchases` (every insert waits) until the returned call. */
+const lockPurchases = async (): Promise<() => Promise<void>> => {
+  let release = () => undefined as void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let locked = () => undefined as void;
+  const isLocked = new Promise<void>((resolve) => {
+    locked = resolve;
+  });
+  const holding = pool.transaction(async (tx) => {
+    await tx.query(sql.unsafe`LOCK TABLE purchases IN ACCESS EXCLUSIVE MODE`);
+    locked();
+    await released;
+  });
+  await isLocked;
+  return async () => {
+    release();
+    await holding;
+  };
+};
+
+const outboxSize = () =>
+  pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox`);
+
+const rowIds = async () =>
+  new Set(await pool.anyFirst(sql.type(z.object({ id: z.string() }))`SELECT id FROM purchases`));
+
+test('a stalled PostgreSQL stops the server reading instead of queueing', async () => {
+  const unlock = await lockPurchases();
+  const client = await connectClient(url);
+  const frames = 200;
+  try {
+    for (let f = 0; f < frames; f += 1) {
+      client.send(
+        Array.from({ length: 50 }, (_, i) => ({
+          id: `bp-${f}-${i}`,
+          user_id: `bp-user-${i % 5}`,
+          amount: '1.00',
+        })),
+      );
+    }
+    await sleep(700);
+    // 10,000 purchases sent. The server paused reading at its limit; what was already in
+    // its socket buffer is taken up to twice the limit and refused as overloaded past it.
+    assert.ok(service.unacked > 0);
+    assert.ok(service.unacked <= 2 * 200, `unacked ${service.unacked}`);
+    const seen = service.unacked + client.waiting * 50;
+    assert.ok(seen < 2_000, `server read only part of what was sent (${seen} of 10000)`);
+  } finally {
+    await unlock();
+  }
+  const replies = flatten(await client.take(frames, 120_000));
+  assert.equal(replies.length, frames * 50);
+  // Whatever could not be taken or made durable in time was refused, never acked.
+  const acked = replies.filter((r) => r.status === 'ack').map((r) => String(r.id));
+  const refused = replies.filter((r) => r.status === 'error');
+  assert.ok(
+    refused.every((r) => r.code === 'unavailable' || r.code === 'overloaded'),
+    JSON.stringify(refused[0]),
+  );
+  assert.ok(acked.length > 0, 'purchases are acked again once the lock is gone');
+  const stored = await rowIds();
+  for (const id of acked) assert.ok(stored.has(id), `${id} acked and stored`);
+  await client.close();
+});
+
+test('a purchase that cannot be made durable in time gets unavailable, and a retry succeeds', async () => {
+  const unlock = await lockPurchases();
+  const client = await connectClient(url);
+  const purchases = Array.from({ length: 10 }, (_, i) => ({
+    id: uniqueName(`slow${i}`),
+    user_id: 'slow-user',
+    amount: 2.5,
+  }));
+  try {
+    client.send(purchases);
+    const [batch] = await client.take(1, 30_000);
+    assert.ok(batch);
+    for (const result of batch.results as Reply[]) assert.equal(result.code, 'unavailable');
+  } finally {
+    await unlock();
+  }
+  // Retried with the same ids, as a client would until acked: stored and published once.
+  // (A save that PostgreSQL committed just as the deadline passed is answered
+  // `unavailable` until outbox recovery has published it, then acked as a duplicate.)
+  const deadline = Date.now() + 60_000;
+  let acked = 0;
+  while (acked < purchases.length && Date.now() < deadline) {
+    client.send(purchases);
+    const [retry] = await client.take(1, 30_000);
+    acked = Number(retry?.acked);
+    if (acked < purchases.length) await sleep(500);
+  }
+  assert.equal(acked, purchases.length);
+  const records = countById(await readTopic(createKafka(config.kafka), config.kafka.topic));
+  for (const { id } of purchases) assert.equal(records.get(id), 1);
+  await client.close();
+});
+
+test('Kafka stopped mid-run and restarted: nothing acked is lost, nothing is published twice', async () => {
+  const client = await connectClient(url);
+  const replies: Reply[] = [];
+  let sending = true;
+  let frames = 0;
+  const sender = (async () => {
+    while (sending) {
+      client.send(
+        Array.from({ length: 20 }, (_, i) => ({
+          id: `k-${frames}-${i}`,
+          user_id: `k-user-${i % 7}`,
+          amount: '0.10',
+        })),
+      );
+      frames += 1;
+      replies.push(...flatten([await client.next(60_000)]));
+      await sleep(20);
+    }
+  })();
+  await sleep(1_000);
+  await run('bash', [`${ROOT}scripts/kafka/stop.sh`]);
+  await sleep(3_000);
+  await run('bash', [`${ROOT}scripts/kafka/start.sh`]);
+  await sleep(2_000);
+  sending = false;
+  await sender;
+  await client.close();
+
+  const acked = replies.filter((r) => r.status === 'ack').map((r) => String(r.id));
+  const refused = replies.filter((r) => r.status === 'error');
+  assert.equal(replies.length, frames * 20, 'every purchase got exactly one reply');
+  assert.ok(refused.length > 0, 'the outage was noticed');
+  assert.ok(refused.every((r) => r.code === 'unavailable'));
+  // Outbox recovery publishes what was committed during the outage.
+  const deadline = Date.now() + 60_000;
+  while ((await outboxSize()) > 0 && Date.now() < deadline) await sleep(500);
+  assert.equal(await outboxSize(), 0, 'the outbox drained');
+  const counts = countById(await readTopic(createKafka(config.kafka), config.kafka.topic));
+  const notOnce = (ids: Iterable<string>) =>
+    [...ids].filter((id) => counts.get(id) !== 1).map((id) => `${id}×${counts.get(id) ?? 0}`);
+  assert.deepEqual(notOnce(acked), [], 'every acked purchase published exactly once');
+  assert.deepEqual(notOnce(await rowIds()), [], 'every stored purchase published exactly once');
+});

@@ -8,7 +8,10 @@ export interface SaveResult {
   readonly outboxId: string | null;
   /** Ids inserted by this call. */
   readonly inserted: ReadonlySet<string>;
-  /** Purchases of this batch whose id was already stored, as they are stored. */
+  /**
+   * Purchases of this batch whose id was not new to this call, as they are stored: ids
+   * stored before, and repeats of an id this call inserted (its first occurrence).
+   */
   readonly existing: ReadonlyMap<string, StoredPurchase>;
 }
 

@@ -34,6 +34,8 @@ export interface ConnectionActorDeps {
   readonly decode: DecodeFrameConfig;
   readonly ticket: AdmissionTicket;
   readonly submit: (submission: Submission<ReplyRef>) => void;
+  /** False once the server drains: purchases still arriving are refused, not queued. */
+  readonly isAccepting: () => boolean;
   readonly send: (text: string) => void;
 }
 
@@ -53,6 +55,12 @@ const overloaded: PurchaseResult = {
   status: 'error',
   code: 'overloaded',
   message: 'the server is overloaded; retry later',
+};
+
+const shuttingDown: PurchaseResult = {
+  status: 'error',
+  code: 'unavailable',
+  message: 'the server is shutting down; retry on a new connection',
 };
 
 /**
@@ -102,12 +110,15 @@ export const createConnectionActor = (deps: ConnectionActorDeps): ConnectionActo
         if (item.ok) valid.push({ index, purchase: item.purchase });
         return item.ok ? undefined : item.error;
       });
-      const refuse = deps.ticket.wouldOverflow(valid.length);
+      const refusal = !deps.isAccepting()
+        ? shuttingDown
+        : deps.ticket.wouldOverflow(valid.length)
+          ? overloaded
+          : undefined;
       const slot: FrameSlot = { array: decoded.array, results, remaining: 0 };
       queue.push(slot);
-      if (refuse) {
-        for (const { index, purchase } of valid)
-          results[index] = { ...overloaded, id: purchase.id };
+      if (refusal !== undefined) {
+        for (const { index, purchase } of valid) results[index] = { ...refusal, id: purchase.id };
         return flush();
       }
       slot.remaining = valid.length;

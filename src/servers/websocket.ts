@@ -4,7 +4,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../logger.ts';
 import type { DecodeFrameConfig } from '../streams/operators/decodeFrame.ts';
 import type { Submission } from '../streams/types.ts';
-import { createAdmission, type AdmissionLimits } from './admission.ts';
+import { createAdmission, type AdmissionLimits, type Pausable } from './admission.ts';
 import { createConnectionActor, type ConnectionActor, type ReplyRef } from './connectionActor.ts';
 
 /** Settings of the WebSocket server. */
@@ -46,6 +46,31 @@ const textOf = (data: RawData): string =>
       ? data.toString('utf8')
       : Buffer.from(data).toString('utf8');
 
+/** Output a slow reader may leave queued before its socket stops being read. */
+const MAX_BUFFERED_BYTES = 1 << 20;
+
+/**
+ * Reading a socket stops for any of several reasons (admission, unread replies, drain)
+ * and resumes only once none holds.
+ */
+const createReadGate = (socket: WebSocket) => {
+  const reasons = new Set<string>();
+  return {
+    get paused() {
+      return reasons.size > 0;
+    },
+    reason: (name: string): Pausable => ({
+      pause() {
+        if (reasons.size === 0) socket.pause();
+        reasons.add(name);
+      },
+      resume() {
+        if (reasons.delete(name) && reasons.size === 0) socket.resume();
+      },
+    }),
+  };
+};
+
 const health = (isReady: () => boolean) => (request: IncomingMessage, response: ServerResponse) => {
   const ready =
     request.url === '/readyz' ? isReady() : request.url === '/healthz' ? true : undefined;
@@ -75,20 +100,32 @@ export const startWebSocketServer = async (
     perMessageDeflate: false,
   });
   const admission = createAdmission(config);
-  const sockets = new Map<WebSocket, { actor: ConnectionActor; alive: boolean }>();
+  const sockets = new Map<
+    WebSocket,
+    { actor: ConnectionActor; gate: ReturnType<typeof createReadGate>; alive: boolean }
+  >();
   let accepting = true;
 
   wss.on('connection', (socket) => {
     if (!accepting) return socket.close(1001, 'server shutting down');
+    const gate = createReadGate(socket);
+    const output = gate.reason('output');
     const actor = createConnectionActor({
       decode: config.decode,
-      ticket: admission.open(socket),
+      ticket: admission.open(gate.reason('admission')),
       submit: deps.submit,
+      isAccepting: () => accepting,
       send: (text) => {
-        if (socket.readyState === socket.OPEN) socket.send(text);
+        if (socket.readyState !== socket.OPEN) return;
+        // A client that does not read its replies stops being read itself, so replies
+        // queued for it stay bounded too.
+        socket.send(text, () => {
+          if (socket.bufferedAmount <= MAX_BUFFERED_BYTES / 2) output.resume();
+        });
+        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) output.pause();
       },
     });
-    const entry = { actor, alive: true };
+    const entry = { actor, gate, alive: true };
     sockets.set(socket, entry);
     socket.on('pong', () => {
       entry.alive = true;
@@ -106,6 +143,11 @@ export const startWebSocketServer = async (
 
   const pinger = setInterval(() => {
     for (const [socket, entry] of sockets) {
+      // A socket not being read cannot show us its pongs; backpressure is not death.
+      if (entry.gate.paused) {
+        entry.alive = true;
+        continue;
+      }
       if (!entry.alive) {
         deps.logger.info('closing a dead connection (no pong)');
         socket.terminate();
@@ -135,7 +177,7 @@ export const startWebSocketServer = async (
     stopAccepting() {
       accepting = false;
       http.close();
-      for (const socket of sockets.keys()) socket.pause();
+      for (const entry of sockets.values()) entry.gate.reason('draining').pause();
     },
     async close() {
       clearInterval(pinger);

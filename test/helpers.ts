@@ -41,3 +41,9 @@ export const createTestDatabase = async (): Promise<{ url: string; drop: () => P
 /** The suite's configuration with some settings replaced, parsed like the real thing. */
 export const configWith = (overrides: Record<string, string>): Config =>
   loadConfig({ ...process.env, ...overrides });
+
+/** The environment for a service started as a child process, with some settings replaced. */
+export const childEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv => ({
+  ...process.env,
+  ...overrides,
+});

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka.ts';
 import { createPostgresPool } from '../../src/adapters/postgres.ts';
 import { ROOT } from '../../scripts/infra.ts';
-import { createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
+import { childEnv, createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
 import { connectClient, type Reply } from '../wsClient.ts';
 
@@ -36,15 +36,14 @@ after(async () => {
 /** Starts `npm run ingest`'s entry point; resolves with its WebSocket URL once it listens. */
 const startIngest = async (env: Record<string, string>) => {
   const child = spawn(process.execPath, [`${ROOT}src/ingest.ts`], {
-    env: {
-      ...process.env,
+    env: childEnv({
       DATABASE_URL: database.url,
       KAFKA_TOPIC: topic,
       KAFKA_TOPIC_PARTITIONS: '3',
       WS_PORT: '0',
       LOG_LEVEL: 'info',
       ...env,
-    },
+    }),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   children.push(child);

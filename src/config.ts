@@ -24,6 +24,7 @@ const settingsShape = z.object({
   ),
   DATABASE_POOL_SIZE: positiveInt.max(100).default(10),
   REDIS_URL: url(['redis', 'rediss']).default('redis://localhost:6379'),
+  REDIS_KEY_PREFIX: z.string().max(64).default(''),
   KAFKA_BROKERS: brokerList.default(['localhost:9092']),
   KAFKA_CLIENT_ID: z.string().min(1).default('spendstream'),
   KAFKA_TOPIC: z
@@ -36,6 +37,11 @@ const settingsShape = z.object({
   WS_PATH: z.string().startsWith('/').default('/ws'),
   GRPC_HOST: z.string().min(1).default('127.0.0.1'),
   GRPC_PORT: port.default(50051),
+  WALLET_GROUP_ID: z.string().min(1).default('wallet-group'),
+  KAFKA_DEAD_LETTER_TOPIC: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]{1,249}$/)
+    .default('user_purchase_dead_letters'),
   INGEST_BATCH_MAX_SIZE: positiveInt.max(10_000).default(1_000),
   INGEST_BATCH_MAX_WAIT_MS: positiveInt.max(10_000).default(5),
   INGEST_MAX_FRAME_BYTES: positiveInt.default(1_048_576),
@@ -63,7 +69,7 @@ const settingsSchema = settingsShape.refine(
 export interface Config {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly postgres: { readonly url: string; readonly poolSize: number };
-  readonly redis: { readonly url: string };
+  readonly redis: { readonly url: string; readonly keyPrefix: string };
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly clientId: string;
@@ -72,6 +78,7 @@ export interface Config {
   };
   readonly ws: { readonly host: string; readonly port: number; readonly path: string };
   readonly grpc: { readonly host: string; readonly port: number };
+  readonly wallet: { readonly groupId: string; readonly deadLetterTopic: string };
   readonly ingest: {
     readonly batchMaxSize: number;
     readonly batchMaxWaitMs: number;
@@ -123,7 +130,7 @@ export const loadConfig = (
   return deepFreeze({
     logLevel: s.LOG_LEVEL,
     postgres: { url: s.DATABASE_URL, poolSize: s.DATABASE_POOL_SIZE },
-    redis: { url: s.REDIS_URL },
+    redis: { url: s.REDIS_URL, keyPrefix: s.REDIS_KEY_PREFIX },
     kafka: {
       brokers: s.KAFKA_BROKERS,
       clientId: s.KAFKA_CLIENT_ID,
@@ -132,6 +139,7 @@ export const loadConfig = (
     },
     ws: { host: s.WS_HOST, port: s.WS_PORT, path: s.WS_PATH },
     grpc: { host: s.GRPC_HOST, port: s.GRPC_PORT },
+    wallet: { groupId: s.WALLET_GROUP_ID, deadLetterTopic: s.KAFKA_DEAD_LETTER_TOPIC },
     ingest: {
       batchMaxSize: s.INGEST_BATCH_MAX_SIZE,
       batchMaxWaitMs: s.INGEST_BATCH_MAX_WAIT_MS,

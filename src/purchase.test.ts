@@ -7,6 +7,7 @@ test('decimal text converts to cents exactly', () => {
   assert.equal(decimalToCents('0.1'), 10);
   assert.equal(decimalToCents('7'), 700);
   assert.equal(decimalToCents('123456789012.34'), 12345678901234);
+  assert.equal(decimalToCents('999999999999999.99'), undefined, 'past 2^53 cents');
   for (const bad of ['', '.5', '1.', '1.234', '-1', '1e3', ' 1', '0x10', '1,5']) {
     assert.equal(decimalToCents(bad), undefined, bad);
   }

@@ -28,7 +28,9 @@ export const decimalToCents = (text: string): number | undefined => {
   const match = DECIMAL.exec(text);
   if (match === null) return undefined;
   const [, units = '0', fraction = ''] = match;
-  return Number(units) * 100 + Number(fraction.padEnd(2, '0'));
+  const cents = Number(units) * 100 + Number(fraction.padEnd(2, '0'));
+  // Past 2^53 a double no longer holds every integer: refuse rather than round.
+  return Number.isSafeInteger(cents) ? cents : undefined;
 };
 
 /**

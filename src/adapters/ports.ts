@@ -1,6 +1,7 @@
 // The ports: the only view src/streams has of the stores. Adapters implement them;
 // tests and users may implement them with fakes (see src/testing).
 import type { Purchase } from '../purchase.ts';
+import type { PoisonRecord } from '../streams/walletTypes.ts';
 
 /** What PostgreSQL made of one batch. */
 export interface SaveResult {
@@ -36,4 +37,47 @@ export interface PurchaseStore {
 export interface PurchasePublisher {
   /** Publishes the purchases, keyed by user; resolves once the broker acknowledged all. */
   publish(purchases: readonly Purchase[]): Promise<void>;
+}
+
+/** Per-user spend totals as the wallet keeps them (Redis). */
+export interface BalanceReader {
+  /** The user's total in integer cents; 0 for a user never seen. */
+  totalCents(userId: string): Promise<number>;
+}
+
+/** One purchase event as the wallet applies it. */
+export interface WalletRecord {
+  readonly partition: number;
+  /** The Kafka offset, as kafkajs gives it (a decimal string). */
+  readonly offset: string;
+  readonly userId: string;
+  readonly amountCents: number;
+}
+
+/** Per-user totals in integer cents, with exactly-once application (Redis). */
+export interface WalletStore {
+  /**
+   * Applies records (any partitions of `topic`) in one pipelined round trip; per user,
+   * atomically, skipping records at or below that user's last applied offset for their partition.
+   */
+  apply(
+    topic: string,
+    records: readonly WalletRecord[],
+  ): Promise<{ applied: number; skipped: number }>;
+  /** Whether this Redis holds the totals of `topic` (false after data loss or on first start). */
+  isInitialised(topic: string): Promise<boolean>;
+  /** Records that this Redis now holds (or is rebuilding) the totals of `topic`. */
+  markInitialised(topic: string): Promise<void>;
+}
+
+/** Where records that are not purchase events go (a Kafka dead-letter topic). */
+export interface DeadLetterPublisher {
+  /** Publishes the records with their origin and reason; resolves once acknowledged. */
+  publish(records: readonly PoisonRecord[]): Promise<void>;
+}
+
+/** Commits a consumer group's position in a partition. */
+export interface OffsetCommitter {
+  /** Records that the group has applied everything before `offset`. */
+  commit(topic: string, partition: number, offset: string): Promise<void>;
 }

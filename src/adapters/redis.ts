@@ -6,12 +6,15 @@ export interface RedisConfig {
   readonly url: string;
   /** Prefix of every key this client touches; tests give each run its own. */
   readonly keyPrefix?: string;
+  /** Sends commands issued in the same tick as one pipeline (for many concurrent readers). */
+  readonly autoPipelining?: boolean;
 }
 
 /** Opens an ioredis client; commands fail fast while disconnected instead of queueing. */
 export const createRedis = (config: RedisConfig): Redis =>
   new Redis(config.url, {
     keyPrefix: config.keyPrefix ?? '',
+    enableAutoPipelining: config.autoPipelining ?? false,
     // A command waiting on a dead connection holds its caller; fail it and let the
     // caller's retry policy decide.
     maxRetriesPerRequest: 2,

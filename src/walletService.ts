@@ -1,0 +1,148 @@
+import type { Subscription } from 'rxjs';
+import { createBalanceReader } from './adapters/balanceReader.ts';
+import { createKafka, ensureTopic } from './adapters/kafka.ts';
+import { decodePurchaseEvent } from './adapters/purchasePublisher.ts';
+import { createRedis } from './adapters/redis.ts';
+import {
+  consumeBatches,
+  createDeadLetterPublisher,
+  createOffsetCommitter,
+  createWalletConsumer,
+  rewindGroup,
+} from './adapters/walletConsumer.ts';
+import { createWalletStore } from './adapters/walletStore.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import { startGrpcServer } from './servers/grpc.ts';
+import { walletPipeline } from './streams/walletPipeline.ts';
+
+/** A running wallet service. */
+export interface WalletService {
+  /** The gRPC port (useful when configured as 0). */
+  readonly grpcPort: number;
+  /** Counts since start: purchases applied, redeliveries skipped, poison records. */
+  readonly stats: { applied: number; skipped: number; poison: number };
+  /** Stops consuming (the batch in hand is applied and committed), then closes all. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the wallet service: consumes the purchase topic into exact per-user totals in
+ * Redis and serves them over gRPC. When Redis holds no totals for the topic (first start,
+ * or Redis lost its data) the group is rewound so the topic is replayed from the start.
+ */
+export const startWalletService = async (
+  config: Config,
+  logger: Logger,
+): Promise<WalletService> => {
+  const { topic } = config.kafka;
+  const { groupId, deadLetterTopic } = config.wallet;
+  const kafka = createKafka({ ...config.kafka, logger });
+  const admin = kafka.admin();
+  await admin.connect();
+  const retained = { 'retention.ms': '-1' };
+  await ensureTopic(admin, { topic, partitions: config.kafka.topicPartitions, configs: retained });
+  await ensureTopic(admin, { topic: deadLetterTopic, partitions: 1, configs: retained });
+
+  const redis = createRedis(config.redis);
+  redis.on('error', (error) => logger.debug('redis error', { error }));
+  const store = createWalletStore(redis);
+  if (!(await store.isInitialised(topic))) {
+    if (await rewindGroup(admin, groupId, topic)) {
+      logger.info('Redis holds no totals for the topic: replaying it from the start', { topic });
+    } else {
+      logger.warn(
+        'Redis holds no totals for the topic but other wallet instances are running; ' +
+          'stop them all and start again to replay it',
+        { topic, groupId },
+      );
+    }
+    await store.markInitialised(topic);
+  }
+  await admin.disconnect();
+
+  const consumer = createWalletConsumer(kafka, groupId);
+  let assigned = false;
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    assigned = true;
+  });
+  consumer.on(consumer.events.CRASH, (event) => {
+    assigned = false;
+    logger.error('consumer crashed', {
+      error: event.payload.error,
+      restart: event.payload.restart,
+    });
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  const deadLetterProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await deadLetterProducer.connect();
+
+  const stats = { applied: 0, skipped: 0, poison: 0 };
+  let failed = false;
+  const subscription: Subscription = walletPipeline(
+    consumeBatches(consumer, { partitionsConsumedConcurrently: config.kafka.topicPartitions }),
+    {
+      store,
+      deadLetters: createDeadLetterPublisher(deadLetterProducer, deadLetterTopic),
+      committer: createOffsetCommitter(consumer),
+      decode: decodePurchaseEvent,
+      storeCall: {
+        attemptTimeoutMs: 5_000,
+        // Nothing can be skipped: a batch waits for Redis however long it is down.
+        retry: { initialDelayMs: 100, maxDelayMs: 5_000, deadlineMs: Number.POSITIVE_INFINITY },
+      },
+    },
+  ).subscribe({
+    next: (batch) => {
+      stats.applied += batch.applied;
+      stats.skipped += batch.skipped;
+      stats.poison += batch.poison;
+      if (batch.poison > 0) {
+        logger.warn('records that are not purchases went to the dead-letter topic', {
+          count: batch.poison,
+          partition: batch.partition,
+          deadLetterTopic,
+        });
+      }
+      batch.ref();
+    },
+    error: (error: unknown) => {
+      failed = true;
+      logger.error('wallet pipeline failed', { error });
+      process.exitCode = 1;
+    },
+  });
+
+  const readerRedis = createRedis({ ...config.redis, autoPipelining: true });
+  readerRedis.on('error', (error) => logger.debug('redis error', { error }));
+  const isServing = () => !failed && assigned && redis.status === 'ready';
+  const grpc = await startGrpcServer(
+    { host: config.grpc.host, port: config.grpc.port },
+    { reader: createBalanceReader(readerRedis), isServing, logger },
+  );
+  const health = setInterval(() => grpc.setServing(isServing()), 1_000);
+  health.unref();
+  logger.info('wallet service serving', {
+    grpc: `${config.grpc.host}:${grpc.port}`,
+    topic,
+    groupId,
+  });
+
+  return {
+    grpcPort: grpc.port,
+    stats,
+    async stop() {
+      clearInterval(health);
+      grpc.setServing(false);
+      // stop() waits for the batch in hand, which the pipeline applies and commits.
+      await consumer.stop();
+      subscription.unsubscribe();
+      await consumer.disconnect();
+      await deadLetterProducer.disconnect();
+      await grpc.close();
+      await Promise.all([redis.quit(), readerRedis.quit()]);
+      logger.info('wallet service stopped', { ...stats });
+    },
+  };
+};

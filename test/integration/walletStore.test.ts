@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { after, beforeEach, test } from 'node:test';
+import type { Redis } from 'ioredis';
+import type { WalletRecord } from '../../src/adapters/ports.ts';
+import { createRedis } from '../../src/adapters/redis.ts';
+import {
+  createWalletStore,
+  offsetField,
+  scanTotals,
+  walletKey,
+  walletMetaKey,
+} from '../../src/adapters/walletStore.ts';
+import { testConfig, uniqueName } from '../helpers.ts';
+
+const prefix = `${uniqueName('test')}:`;
+// A prefix full of glob characters: SCAN's MATCH must treat it literally.
+const globPrefix = `${uniqueName('test')}*?[x]\\:`;
+const redis = createRedis({ url: testConfig.redis.url, keyPrefix: prefix });
+const globRedis = createRedis({ url: testConfig.redis.url, keyPrefix: globPrefix });
+const store = createWalletStore(redis);
+const TOPIC = 'user_purchase';
+
+const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&');
+
+/** Every key under the client's prefix, without the prefix. */
+const ownKeys = async (client: Redis): Promise<string[]> => {
+  const own = client.options.keyPrefix ?? '';
+  const keys = await client.keys(`${escapeGlob(own)}*`);
+  return keys.map((key) => key.slice(own.length)).sort();
+};
+
+const deleteOwnKeys = async (client: Redis): Promise<void> => {
+  const keys = await ownKeys(client);
+  if (keys.length > 0) await client.del(...keys);
+};
+
+const totals = async (client: Redis = redis): Promise<Map<string, number>> => {
+  const found = new Map<string, number>();
+  for await (const [userId, cents] of scanTotals(client, 50)) found.set(userId, cents);
+  return found;
+};
+
+const sums = (records: readonly WalletRecord[]): Map<string, number> => {
+  const expected = new Map<string, number>();
+  for (const r of records) expected.set(r.userId, (expected.get(r.userId) ?? 0) + r.amountCents);
+  return expected;
+};
+
+const snapshot = async (): Promise<Record<string, Record<string, string>>> => {
+  const state: Record<string, Record<string, string>> = {};
+  for (const key of await ownKeys(redis)) state[key] = await redis.hgetall(key);
+  return state;
+};
+
+beforeEach(async () => {
+  await deleteOwnKeys(redis);
+  await deleteOwnKeys(globRedis);
+});
+
+after(async () => {
+  await deleteOwnKeys(redis);
+  await deleteOwnKeys(globRedis);
+  await redis.quit();
+  await globRedis.quit();
+});
+
+/** 5,000 records over 200 users and 3 partitions, the partitions interleaved. */
+const bulk: WalletRecord[] = Array.from({ length: 5_000 }, (_, i) => ({
+  partition: i % 3,
+  offset: String(Math.floor(i / 3)),
+  userId: `user-${(i * 7) % 200}`,
+  // 1 cent, 1,000,000.00 and large amounts between, so totals pass 2^31 cents.
+  amountCents: i === 0 ? 100_000_000 : i === 1 ? 1 : 90_000_001 + ((i * 7_919) % 10_000_000),
+}));
+
+test('5,000 records are summed exactly; the same batch again changes nothing', async () => {
+  assert.deepEqual(await store.apply(TOPIC, bulk), { applied: 5_000, skipped: 0 });
+  const expected = sums(bulk);
+  assert.equal(expected.size, 200);
+  assert.deepEqual(await totals(), expected);
+  assert.ok(Math.min(...expected.values()) > 2 ** 31);
+
+  const before = await snapshot();
+  assert.deepEqual(await store.apply(TOPIC, bulk), { applied: 0, skipped: 5_000 });
+  assert.deepEqual(await snapshot(), before);
+});
+
+test('a redelivery from an earlier offset applies only the records not applied yet', async () => {
+  const records = (from: number, to: number): WalletRecord[] =>
+    Array.from({ length: to - from }, (_, i) => ({
+      partition: 0,
+      offset: String(from + i),
+      userId: `redelivered-${(from + i) % 4}`,
+      amountCents: 100 + from + i,
+    }));
+  assert.deepEqual(await store.apply(TOPIC, records(0, 100)), { applied: 100, skipped: 0 });
+  assert.deepEqual(await store.apply(TOPIC, records(50, 150)), { applied: 50, skipped: 50 });
+  assert.deepEqual(await totals(), sums(records(0, 150)));
+});
+
+test('a record repeated within one batch is applied once', async () => {
+  const at = (offset: number): WalletRecord => ({
+    partition: 2,
+    offset: String(offset),
+    userId: 'repeated',
+    amountCents: 1,
+  });
+  const result = await store.apply(TOPIC, [at(0), at(1), at(2), at(1), at(2), at(3)]);
+  assert.deepEqual(result, { applied: 4, skipped: 2 });
+  assert.deepEqual(await totals(), new Map([['repeated', 4]]));
+});
+
+test("one partition's offsets do not hold back another's, nor another topic's", async () => {
+  const record = (partition: number, offset: string, amountCents: number): WalletRecord => ({
+    partition,
+    offset,
+    userId: 'mover',
+    amountCents,
+  });
+  assert.equal((await store.apply(TOPIC, [record(0, '10', 1_000)])).applied, 1);
+  // Lower offsets, but on another partition: new records.
+  assert.equal((await store.apply(TOPIC, [record(1, '5', 200), record(2, '0', 30)])).applied, 2);
+  assert.equal((await store.apply('other_topic', [record(0, '10', 4)])).applied, 1);
+  // At or below what partition 0 of TOPIC applied: already counted.
+  assert.deepEqual(await store.apply(TOPIC, [record(0, '5', 99_999), record(0, '10', 99_999)]), {
+    applied: 0,
+    skipped: 2,
+  });
+  assert.equal((await store.apply(TOPIC, [record(1, '6', 5)])).applied, 1);
+  assert.deepEqual(await totals(), new Map([['mover', 1_239]]));
+  // Offsets past 2^32 (and past Lua's 14 printed digits) are stored as sent.
+  assert.equal((await store.apply(TOPIC, [record(1, '123456789012345', 1)])).applied, 1);
+  assert.equal((await store.apply(TOPIC, [record(1, '123456789012344', 1)])).applied, 0);
+  assert.deepEqual(await redis.hgetall(walletKey('mover')), {
+    total: '1240',
+    [offsetField(TOPIC, 0)]: '10',
+    [offsetField(TOPIC, 1)]: '123456789012345',
+    [offsetField(TOPIC, 2)]: '0',
+    [offsetField('other_topic', 0)]: '10',
+  });
+});
+
+test("each user's state is one hash: the keys written are the users' and the meta key", async () => {
+  await store.apply(TOPIC, bulk);
+  await store.markInitialised(TOPIC);
+  const users = [...sums(bulk).keys()];
+  assert.deepEqual(await ownKeys(redis), [...users.map(walletKey), walletMetaKey(TOPIC)].sort());
+  const fields = Object.keys(await redis.hgetall(walletKey('user-0'))).sort();
+  assert.deepEqual(
+    fields,
+    [offsetField(TOPIC, 0), offsetField(TOPIC, 1), offsetField(TOPIC, 2)].concat('total').sort(),
+  );
+});
+
+test('a record the wallet cannot apply exactly fails the batch before anything is written', async () => {
+  const good: WalletRecord = { partition: 0, offset: '1', userId: 'good', amountCents: 100 };
+  for (const bad of [
+    { partition: 0, offset: '2', userId: 'bad', amountCents: 49.99 },
+    { partition: 0, offset: '-1', userId: 'bad', amountCents: 1 },
+    { partition: 0, offset: '9007199254740993', userId: 'bad', amountCents: 1 },
+  ]) {
+    await assert.rejects(store.apply(TOPIC, [good, bad]), { code: 'internal' });
+  }
+  assert.deepEqual(await ownKeys(redis), []);
+});
+
+test('initialised: false at first, true once marked, false again once the data is gone', async () => {
+  assert.equal(await store.isInitialised(TOPIC), false);
+  await store.markInitialised(TOPIC);
+  assert.equal(await store.isInitialised(TOPIC), true);
+  assert.equal(await store.isInitialised('other_topic'), false);
+  // Marking again keeps the time this Redis first held the topic.
+  const since = await redis.hget(walletMetaKey(TOPIC), 'initialised');
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  await store.markInitialised(TOPIC);
+  assert.equal(await redis.hget(walletMetaKey(TOPIC), 'initialised'), since);
+
+  await deleteOwnKeys(redis);
+  assert.equal(await store.isInitialised(TOPIC), false);
+});
+
+test("totals are scanned under the client's own key prefix only, glob characters and all", async () => {
+  await store.apply(TOPIC, bulk.slice(0, 30));
+  await store.markInitialised(TOPIC);
+  const other = createWalletStore(globRedis);
+  const mine: WalletRecord[] = [
+    { partition: 0, offset: '0', userId: 'glob-a', amountCents: 5 },
+    { partition: 0, offset: '1', userId: 'glob-b}{', amountCents: 7 },
+    { partition: 0, offset: '2', userId: '', amountCents: 11 },
+  ];
+  assert.equal((await other.apply(TOPIC, mine)).applied, 3);
+  await other.markInitialised(TOPIC);
+  assert.deepEqual(await totals(globRedis), sums(mine));
+  assert.deepEqual(await totals(redis), sums(bulk.slice(0, 30)));
+});

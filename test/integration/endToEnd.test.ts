@@ -1,0 +1,114 @@
+// The whole system in one place: purchases over WebSocket, totals over gRPC.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { createKafka } from '../../src/adapters/kafka.ts';
+import { createRedis } from '../../src/adapters/redis.ts';
+import type { Config } from '../../src/config.ts';
+import { startIngestService, type IngestService } from '../../src/ingestService.ts';
+import { createLogger } from '../../src/logger.ts';
+import { centsToDecimal } from '../../src/purchase.ts';
+import { startWalletService, type WalletService } from '../../src/walletService.ts';
+import { ROOT } from '../../scripts/infra.ts';
+import { connectWallet, type WalletClient } from '../grpcClient.ts';
+import { childEnv, configWith, createTestDatabase, uniqueName } from '../helpers.ts';
+import { connectClient, type Reply } from '../wsClient.ts';
+
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let config: Config;
+let ingest: IngestService;
+let wallet: WalletService;
+let client: WalletClient;
+const prefix = `${uniqueName('test')}:`;
+
+before(async () => {
+  database = await createTestDatabase();
+  config = configWith({
+    DATABASE_URL: database.url,
+    KAFKA_TOPIC: uniqueName('test_e2e'),
+    KAFKA_TOPIC_PARTITIONS: '3',
+    KAFKA_DEAD_LETTER_TOPIC: uniqueName('test_e2e_dead'),
+    WALLET_GROUP_ID: uniqueName('test_e2e_group'),
+    REDIS_KEY_PREFIX: prefix,
+    WS_PORT: '0',
+    GRPC_PORT: '0',
+  });
+  const logger = createLogger('warn', { test: 'e2e' });
+  ingest = await startIngestService(config, logger);
+  wallet = await startWalletService(config, logger);
+  client = connectWallet(`127.0.0.1:${wallet.grpcPort}`);
+});
+
+after(async () => {
+  client.close();
+  await wallet.stop();
+  await ingest.stop();
+  const admin = createKafka(config.kafka).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [config.kafka.topic, config.wallet.deadLetterTopic] });
+  await admin.disconnect();
+  const redis = createRedis({ url: config.redis.url, keyPrefix: prefix });
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+  await redis.quit();
+  await database.drop();
+});
+
+/** Polls GetBalance until it shows `cents`; returns how long that took. */
+const visible = async (userId: string, cents: number): Promise<number> => {
+  const started = Date.now();
+  const want = Number(centsToDecimal(cents));
+  while (Date.now() - started < 30_000) {
+    if ((await client.getBalance(userId)).balances['total'] === want) return Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.fail(`${userId} never showed ${want}`);
+};
+
+test('a purchase acked over WebSocket shows up in GetBalance', async () => {
+  const socket = await connectClient(`ws://127.0.0.1:${ingest.port}${config.ws.path}`);
+  socket.send('{"user_id": "e2e-123", "amount": 49.99}');
+  assert.equal((await socket.next()).status, 'ack');
+  const ms = await visible('e2e-123', 4_999);
+  process.stdout.write(`# ack to GetBalance: ${ms} ms\n`);
+  assert.deepEqual(await client.getBalance('e2e-123'), { balances: { total: 49.99 } });
+  await socket.close();
+});
+
+test('the sum over many purchases from many clients is exact to the cent', async () => {
+  const sockets = await Promise.all(
+    [0, 1, 2].map(() => connectClient(`ws://127.0.0.1:${ingest.port}/ws`)),
+  );
+  const expected = new Map<string, number>();
+  await Promise.all(
+    sockets.map(async (socket, s) => {
+      let frames = 0;
+      for (let i = 0; i < 1_000; i += 50) {
+        socket.send(
+          Array.from({ length: 50 }, (_, k) => {
+            const n = s * 10_000 + i + k;
+            const user = `e2e-user-${n % 41}`;
+            const cents = 1 + ((n * 613) % 9_999); // cents such as 0.01, 0.07, 99.99
+            expected.set(user, (expected.get(user) ?? 0) + cents);
+            return { user_id: user, amount: centsToDecimal(cents) };
+          }),
+        );
+        frames += 1;
+      }
+      const replies = await socket.take(frames, 60_000);
+      assert.ok(replies.every((reply: Reply) => reply.acked === 50));
+      await socket.close();
+    }),
+  );
+  for (const [user, cents] of expected) await visible(user, cents);
+});
+
+test('the wallet health check script reports SERVING', async () => {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [`${ROOT}src/walletHealthcheck.ts`],
+    { env: childEnv({ GRPC_PORT: String(wallet.grpcPort) }) },
+  );
+  assert.equal(stdout.trim(), 'SERVING');
+});

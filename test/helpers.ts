@@ -1,5 +1,6 @@
 // Shared by the integration tests: every test works in names of its own and cleans up.
 import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import { sql } from 'slonik';
 import { createPostgresPool, ensureDatabase } from '../src/adapters/postgres.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -47,3 +48,10 @@ export const childEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv =
   ...process.env,
   ...overrides,
 });
+
+/** Deletes every key under a test's Redis key prefix (the client must use that prefix). */
+export const clearKeyPrefix = async (redis: Redis, prefix: string): Promise<void> => {
+  const keys = await redis.keys(`${prefix}*`);
+  // KEYS returns full names; the client would prefix them again, so strip ours first.
+  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+};

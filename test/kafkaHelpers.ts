@@ -58,3 +58,11 @@ export const countById = (records: readonly TopicRecord[]): Map<string, number> 
   }
   return counts;
 };
+
+/** Deletes test topics, ignoring ones already gone. */
+export const deleteTopics = async (kafka: Kafka, topics: readonly string[]): Promise<void> => {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [...topics] }).catch(() => undefined);
+  await admin.disconnect();
+};

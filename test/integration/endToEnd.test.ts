@@ -12,7 +12,14 @@ import { centsToDecimal } from '../../src/purchase.ts';
 import { startWalletService, type WalletService } from '../../src/walletService.ts';
 import { ROOT } from '../../scripts/infra.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
-import { childEnv, configWith, createTestDatabase, uniqueName } from '../helpers.ts';
+import { deleteTopics } from '../kafkaHelpers.ts';
+import {
+  childEnv,
+  configWith,
+  createTestDatabase,
+  uniqueName,
+  clearKeyPrefix,
+} from '../helpers.ts';
 import { connectClient, type Reply } from '../wsClient.ts';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -44,13 +51,12 @@ after(async () => {
   client.close();
   await wallet.stop();
   await ingest.stop();
-  const admin = createKafka(config.kafka).admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: [config.kafka.topic, config.wallet.deadLetterTopic] });
-  await admin.disconnect();
+  await deleteTopics(createKafka(config.kafka), [
+    config.kafka.topic,
+    config.wallet.deadLetterTopic,
+  ]);
   const redis = createRedis({ url: config.redis.url, keyPrefix: prefix });
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+  await clearKeyPrefix(redis, prefix);
   await redis.quit();
   await database.drop();
 });

@@ -26,7 +26,7 @@ import type { BalanceReader } from '../../src/adapters/ports.ts';
 import { createRedis } from '../../src/adapters/redis.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startGrpcServer, type WalletGrpcServer } from '../../src/servers/grpc.ts';
-import { testConfig, uniqueName } from '../helpers.ts';
+import { testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';
 
 const prefix = `${uniqueName('test')}:`;
 const redis = createRedis({ url: testConfig.redis.url, keyPrefix: prefix });
@@ -117,9 +117,7 @@ before(async () => {
 after(async () => {
   for (const client of clients) client.close();
   await Promise.all(servers.map((running) => running.close()));
-  const keys = await redis.keys(`${prefix}*`);
-  // KEYS returns full names; the client would prefix them again, so strip ours first.
-  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+  await clearKeyPrefix(redis, prefix);
   await Promise.all([redis.quit(), readerRedis.quit()]);
 });
 

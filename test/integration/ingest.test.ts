@@ -5,44 +5,28 @@ import { after, before, test } from 'node:test';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka.ts';
-import { createPostgresPool } from '../../src/adapters/postgres.ts';
 import type { Config } from '../../src/config.ts';
-import { startIngestService, type IngestService } from '../../src/ingestService.ts';
-import { createLogger } from '../../src/logger.ts';
-import { configWith, createTestDatabase, uniqueName } from '../helpers.ts';
+import type { IngestService } from '../../src/ingestService.ts';
+import { uniqueName } from '../helpers.ts';
+import { flatten, startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
 import { connectClient, type Reply } from '../wsClient.ts';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let harness: IngestHarness;
 let config: Config;
-let service: IngestService;
 let pool: DatabasePool;
+let service: IngestService;
 let url: string;
 
 before(async () => {
-  database = await createTestDatabase();
-  config = configWith({
-    DATABASE_URL: database.url,
-    KAFKA_TOPIC: uniqueName('test_purchases'),
-    KAFKA_TOPIC_PARTITIONS: '3',
-    WS_PORT: '0',
+  harness = await startIngestHarness({
     INGEST_MAX_FRAME_BYTES: '65536',
     INGEST_MAX_ARRAY_LENGTH: '100',
   });
-  service = await startIngestService(config, createLogger('warn', { test: 'ingest' }));
-  pool = await createPostgresPool({ url: database.url, poolSize: 2 });
-  url = `ws://127.0.0.1:${service.port}${config.ws.path}`;
+  ({ config, service, pool, url } = harness);
 });
 
-after(async () => {
-  await service.stop();
-  await pool.end();
-  const admin = createKafka({ ...config.kafka }).admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: [config.kafka.topic] }).catch(() => undefined);
-  await admin.disconnect();
-  await database.drop();
-});
+after(() => harness.close());
 
 const storedRows = async (ids: readonly string[]) =>
   pool.any(
@@ -98,9 +82,7 @@ test('concurrent clients: every ack matches exactly one row and one record', asy
         i += size;
       }
       const replies = await client.take(frames, 60_000);
-      const ids = replies.flatMap((reply) =>
-        reply.status === 'batch' ? (reply.results as Reply[]) : [reply],
-      );
+      const ids = flatten(replies);
       assert.ok(ids.every((r) => r.status === 'ack' && r.duplicate === false));
       // Acks come back in the order the purchases were sent.
       assert.deepEqual(

@@ -5,53 +5,37 @@ import { after, before, test } from 'node:test';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka.ts';
-import { createPostgresPool } from '../../src/adapters/postgres.ts';
 import type { Config } from '../../src/config.ts';
-import { startIngestService, type IngestService } from '../../src/ingestService.ts';
-import { createLogger } from '../../src/logger.ts';
+import type { IngestService } from '../../src/ingestService.ts';
 import { run, ROOT } from '../../scripts/infra.ts';
-import { configWith, createTestDatabase, uniqueName } from '../helpers.ts';
+import { uniqueName } from '../helpers.ts';
+import { flatten, startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
 import { connectClient, type Reply } from '../wsClient.ts';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let harness: IngestHarness;
 let config: Config;
 let service: IngestService;
 let pool: DatabasePool;
 let url: string;
 
 before(async () => {
-  database = await createTestDatabase();
-  config = configWith({
-    DATABASE_URL: database.url,
-    KAFKA_TOPIC: uniqueName('test_faults'),
-    KAFKA_TOPIC_PARTITIONS: '3',
-    WS_PORT: '0',
-    INGEST_MAX_UNACKED: '200',
-    INGEST_MAX_UNACKED_PER_CONNECTION: '100',
-    INGEST_MAX_ARRAY_LENGTH: '50',
-    INGEST_ATTEMPT_TIMEOUT_MS: '1000',
-    INGEST_DURABLE_DEADLINE_MS: '2000',
-    OUTBOX_MIN_AGE_MS: '4000',
-    OUTBOX_RECOVERY_INTERVAL_MS: '1000',
-  });
-  service = await startIngestService(config, createLogger('error', { test: 'faults' }));
-  pool = await createPostgresPool({ url: database.url, poolSize: 3 });
-  url = `ws://127.0.0.1:${service.port}${config.ws.path}`;
+  harness = await startIngestHarness(
+    {
+      INGEST_MAX_UNACKED: '200',
+      INGEST_MAX_UNACKED_PER_CONNECTION: '100',
+      INGEST_MAX_ARRAY_LENGTH: '50',
+      INGEST_ATTEMPT_TIMEOUT_MS: '1000',
+      INGEST_DURABLE_DEADLINE_MS: '2000',
+      OUTBOX_MIN_AGE_MS: '4000',
+      OUTBOX_RECOVERY_INTERVAL_MS: '1000',
+    },
+    'error',
+  );
+  ({ config, service, pool, url } = harness);
 });
 
-after(async () => {
-  await service.stop();
-  await pool.end();
-  const admin = createKafka({ ...config.kafka }).admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: [config.kafka.topic] }).catch(() => undefined);
-  await admin.disconnect();
-  await database.drop();
-});
-
-const flatten = (replies: readonly Reply[]): Reply[] =>
-  replies.flatMap((reply) => (reply.status === 'batch' ? (reply.results as Reply[]) : [reply]));
+after(() => harness.close());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -10,8 +10,9 @@ import { createKafka } from '../../src/adapters/kafka.ts';
 import { createPostgresPool } from '../../src/adapters/postgres.ts';
 import { ROOT } from '../../scripts/infra.ts';
 import { childEnv, createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
-import { countById, readTopic } from '../kafkaHelpers.ts';
-import { connectClient, type Reply } from '../wsClient.ts';
+import { countById, deleteTopics, readTopic } from '../kafkaHelpers.ts';
+import { flatten } from '../ingestHarness.ts';
+import { connectClient } from '../wsClient.ts';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let pool: DatabasePool;
@@ -26,10 +27,7 @@ before(async () => {
 after(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   await pool.end();
-  const admin = createKafka(testConfig.kafka).admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-  await admin.disconnect();
+  await deleteTopics(createKafka(testConfig.kafka), [topic]);
   await database.drop();
 });
 
@@ -58,9 +56,6 @@ const startIngest = async (env: Record<string, string>) => {
   });
   return { child, url, log: () => log };
 };
-
-const flatten = (replies: readonly Reply[]): Reply[] =>
-  replies.flatMap((reply) => (reply.status === 'batch' ? (reply.results as Reply[]) : [reply]));
 
 test('SIGTERM drains: the open batch is flushed and acked, then the process exits cleanly', async () => {
   // A batch that would wait 5 s to fill: only the drain can flush it in time.

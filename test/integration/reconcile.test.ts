@@ -13,7 +13,13 @@ import { createRedis } from '../../src/adapters/redis.ts';
 import { createWalletStore } from '../../src/adapters/walletStore.ts';
 import { centsToDecimal, type Purchase } from '../../src/purchase.ts';
 import { ROOT } from '../../scripts/infra.ts';
-import { childEnv, createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
+import {
+  childEnv,
+  createTestDatabase,
+  testConfig,
+  uniqueName,
+  clearKeyPrefix,
+} from '../helpers.ts';
 
 // The CLI takes no key prefix, so its runs get a logical database of their own instead.
 const CLI_REDIS_DB = 9;
@@ -38,15 +44,12 @@ before(async () => {
 
 beforeEach(async () => {
   await pool.query(sql.unsafe`TRUNCATE purchases, outbox`);
-  const keys = await redis.keys(`${prefix}*`);
-  // KEYS returns full names; the client would prefix them again, so strip ours first.
-  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+  await clearKeyPrefix(redis, prefix);
   await cliRedis.flushdb();
 });
 
 after(async () => {
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+  await clearKeyPrefix(redis, prefix);
   await redis.quit();
   await cliRedis.flushdb();
   await cliRedis.quit();

@@ -2,15 +2,13 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { createRedis, translateRedisError } from '../../src/adapters/redis.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
-import { testConfig, uniqueName } from '../helpers.ts';
+import { testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';
 
 const prefix = `${uniqueName('test')}:`;
 const redis = createRedis({ url: testConfig.redis.url, keyPrefix: prefix });
 
 after(async () => {
-  const keys = await redis.keys(`${prefix}*`);
-  // KEYS returns full names; the client would prefix them again, so strip ours first.
-  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+  await clearKeyPrefix(redis, prefix);
   await redis.quit();
 });
 

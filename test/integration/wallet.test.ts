@@ -15,7 +15,7 @@ import { createLogger } from '../../src/logger.ts';
 import { centsToDecimal, type Purchase } from '../../src/purchase.ts';
 import { startWalletService, type WalletService } from '../../src/walletService.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
-import { configWith, uniqueName } from '../helpers.ts';
+import { configWith, uniqueName, clearKeyPrefix } from '../helpers.ts';
 
 const topic = uniqueName('test_wallet');
 const prefix = `${uniqueName('test')}:`;
@@ -88,8 +88,7 @@ after(async () => {
   await publisher.close();
   await admin.deleteTopics({ topics: [topic, `${topic}_dead`] }).catch(() => undefined);
   await admin.disconnect();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+  await clearKeyPrefix(redis, prefix);
   await redis.quit();
 });
 
@@ -156,8 +155,7 @@ test('everything redelivered (the group rewound to the start) is counted once', 
 
 test('Redis losing its data: the wallet replays the topic and rebuilds every total', async () => {
   await stop();
-  const keys = await redis.keys(`${prefix}*`);
-  await redis.del(...keys.map((key) => key.slice(prefix.length)));
+  await clearKeyPrefix(redis, prefix);
   await start();
   await seen(published);
   assert.equal(service?.stats.applied, published - 2);

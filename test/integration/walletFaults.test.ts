@@ -14,7 +14,7 @@ import {
 import { createRedis } from '../../src/adapters/redis.ts';
 import type { Purchase } from '../../src/purchase.ts';
 import { ROOT } from '../../scripts/infra.ts';
-import { childEnv, testConfig, uniqueName } from '../helpers.ts';
+import { childEnv, testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';
 
 const kafka = createKafka(testConfig.kafka);
 let admin: Admin;
@@ -47,8 +47,7 @@ const setUp = async () => {
   cleanups.push(async () => {
     await publisher.close();
     await admin.deleteTopics({ topics: [topic, `${topic}_dead`] }).catch(() => undefined);
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+    await clearKeyPrefix(redis, prefix);
     await redis.quit();
   });
   const startWallet = () => {

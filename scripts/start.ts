@@ -5,36 +5,48 @@ import { existsSync } from 'node:fs';
 import { openMigratedDatabase } from '../src/adapters/database.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
-import { ensureInfrastructure, ROOT, stopAll } from './infra.ts';
+import { ensureInfrastructure, ROOT, stopAll, type StartedService } from './infra.ts';
 
 /** The services `npm start` runs, each its own process (entry points under src/). */
 const SERVICES = ['ingest', 'wallet'] as const;
 
 const config = loadConfig();
 const log = createLogger(config.logLevel, { component: 'start' });
-const infrastructure = await ensureInfrastructure(config, log);
 const children = new Map<string, ChildProcess>();
+let infrastructure: StartedService[] = [];
 let stopping = false;
+// A child that does not stop in time is killed: Ctrl-C must always get the prompt back.
+const CHILD_STOP_TIMEOUT_MS = 45_000;
+
+const stopChild = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const killer = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
 
 const shutdown = async (exitCode: number) => {
   if (stopping) return;
   stopping = true;
   log.info('stopping');
-  await Promise.all(
-    [...children.values()].map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
+  await Promise.all([...children.values()].map(stopChild));
   await stopAll(infrastructure, log);
   process.exit(exitCode);
 };
-process.once('SIGINT', () => void shutdown(0));
-process.once('SIGTERM', () => void shutdown(0));
+// Installed before anything starts; a signal during start-up stops what started so far.
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    interrupted = true;
+    if (infrastructure.length > 0 || children.size > 0) void shutdown(0);
+  });
+}
+infrastructure = await ensureInfrastructure(config, log);
+if (interrupted) await shutdown(0);
 
 try {
   const { pool, applied } = await openMigratedDatabase(config.postgres);

@@ -58,26 +58,33 @@ export const startIngestService = async (
     topic: config.kafka.topic,
     partitions,
   });
-  // Recovery publishes through the same publisher, outside the pipeline's bookkeeping.
+  // Recovery has a producer of its own: a publisher refuses to overlap sends, and the
+  // pipeline's sends go on while recovery runs.
+  const recoveryPublisher = createPurchasePublisher({
+    newProducer: () => createIdempotentProducer(kafka),
+    topic: config.kafka.topic,
+    partitions,
+  });
   const inFlight = trackInFlight(kafkaPublisher);
   const store = createPurchaseStore(pool);
   const publisher = inFlight.publisher;
 
-  let recovering: Promise<unknown> = Promise.resolve();
+  let recovering: Promise<unknown> | undefined;
   const recover = () => {
-    recovering = recovering
-      .then(() =>
-        recoverOutbox({
-          pool,
-          kafka,
-          publisher: kafkaPublisher,
-          isInFlight: inFlight.isInFlight,
-          topic: config.kafka.topic,
-          minAgeMs: config.outbox.minAgeMs,
-          logger,
-        }),
-      )
-      .catch((error: unknown) => logger.warn('outbox recovery failed; will retry', { error }));
+    // A run still going (a long topic scan) is not joined by another behind it.
+    recovering ??= recoverOutbox({
+      pool,
+      kafka,
+      publisher: recoveryPublisher,
+      isInFlight: inFlight.isInFlight,
+      topic: config.kafka.topic,
+      minAgeMs: config.outbox.minAgeMs,
+      logger,
+    })
+      .catch((error: unknown) => logger.warn('outbox recovery failed; will retry', { error }))
+      .finally(() => {
+        recovering = undefined;
+      });
     return recovering;
   };
   await recover();
@@ -137,30 +144,32 @@ export const startIngestService = async (
     url: `ws://${config.ws.host}:${server.port}${config.ws.path}`,
   });
 
+  let stopping: Promise<void> | undefined;
+  const stop = async () => {
+    draining = true;
+    logger.info('draining', { unacked: server.unacked, connections: server.connections });
+    server.stopAccepting();
+    submissions.complete();
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((resolve) =>
+        setTimeout(() => resolve(true), config.ingest.shutdownTimeoutMs).unref(),
+      ),
+    ]);
+    if (timedOut) logger.warn('drain timed out; unacked purchases stay in the outbox');
+    clearInterval(relay);
+    await server.close();
+    await recovering;
+    await Promise.all([kafkaPublisher.close(), recoveryPublisher.close()]);
+    await pool.end();
+    logger.info('ingest service stopped');
+  };
   return {
     port: server.port,
     get unacked() {
       return server.unacked;
     },
-    async stop() {
-      if (draining) return;
-      draining = true;
-      logger.info('draining', { unacked: server.unacked, connections: server.connections });
-      server.stopAccepting();
-      submissions.complete();
-      const timedOut = await Promise.race([
-        drained.then(() => false),
-        new Promise<boolean>((resolve) =>
-          setTimeout(() => resolve(true), config.ingest.shutdownTimeoutMs).unref(),
-        ),
-      ]);
-      if (timedOut) logger.warn('drain timed out; unacked purchases stay in the outbox');
-      clearInterval(relay);
-      await server.close();
-      await recovering;
-      await kafkaPublisher.close();
-      await pool.end();
-      logger.info('ingest service stopped');
-    },
+    // A second signal (Ctrl-C reaches every process of the group) joins the first drain.
+    stop: () => (stopping ??= stop()),
   };
 };

@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import { createBalanceReader } from './adapters/balanceReader.ts';
 import { createKafka, ensureTopic } from './adapters/kafka.ts';
-import { decodePurchaseEvent } from './adapters/purchasePublisher.ts';
+import { createIdempotentProducer, decodePurchaseEvent } from './adapters/purchasePublisher.ts';
 import { createRedis } from './adapters/redis.ts';
 import {
   consumeBatches,
@@ -12,9 +12,12 @@ import {
 } from './adapters/walletConsumer.ts';
 import { createWalletStore } from './adapters/walletStore.ts';
 import type { Config } from './config.ts';
+import { SpendstreamError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { startGrpcServer } from './servers/grpc.ts';
 import { walletPipeline } from './streams/walletPipeline.ts';
+
+const STOP_TIMEOUT_MS = 10_000;
 
 /** A running wallet service. */
 export interface WalletService {
@@ -48,15 +51,17 @@ export const startWalletService = async (
   redis.on('error', (error) => logger.debug('redis error', { error }));
   const store = createWalletStore(redis);
   if (!(await store.isInitialised(topic))) {
-    if (await rewindGroup(admin, groupId, topic)) {
-      logger.info('Redis holds no totals for the topic: replaying it from the start', { topic });
-    } else {
-      logger.warn(
-        'Redis holds no totals for the topic but other wallet instances are running; ' +
-          'stop them all and start again to replay it',
-        { topic, groupId },
+    if (!(await rewindGroup(admin, groupId, topic))) {
+      await admin.disconnect();
+      await redis.quit();
+      // Consuming on from the group's offsets would leave the lost totals lost for good.
+      throw new SpendstreamError(
+        'unavailable',
+        `Redis holds no totals for ${topic} but other members of ${groupId} are running; ` +
+          'stop every wallet instance, then start them again to replay the topic',
       );
     }
+    logger.info('Redis holds no totals for the topic: replaying it from the start', { topic });
     await store.markInitialised(topic);
   }
   await admin.disconnect();
@@ -75,7 +80,7 @@ export const startWalletService = async (
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
-  const deadLetterProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const deadLetterProducer = createIdempotentProducer(kafka);
   await deadLetterProducer.connect();
 
   const stats = { applied: 0, skipped: 0, poison: 0 };
@@ -108,9 +113,11 @@ export const startWalletService = async (
       batch.ref();
     },
     error: (error: unknown) => {
+      // Only a bug gets here (store outages are retried). Leave the group so another
+      // instance takes the partitions, and exit for a supervisor to restart us.
       failed = true;
-      logger.error('wallet pipeline failed', { error });
-      process.exitCode = 1;
+      logger.error('wallet pipeline failed; exiting', { error });
+      void consumer.disconnect().finally(() => process.exit(1));
     },
   });
 
@@ -129,20 +136,27 @@ export const startWalletService = async (
     groupId,
   });
 
+  let stopping: Promise<void> | undefined;
+  const stop = async () => {
+    clearInterval(health);
+    grpc.setServing(false);
+    // stop() waits for the batch in hand, which the pipeline applies and commits — unless
+    // Redis is down; then the batch is released unapplied, to be delivered again.
+    await Promise.race([
+      consumer.stop(),
+      new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS).unref()),
+    ]);
+    subscription.unsubscribe();
+    await consumer.disconnect();
+    await deadLetterProducer.disconnect();
+    await grpc.close();
+    await Promise.all([redis.quit(), readerRedis.quit()]);
+    logger.info('wallet service stopped', { ...stats });
+  };
   return {
     grpcPort: grpc.port,
     stats,
-    async stop() {
-      clearInterval(health);
-      grpc.setServing(false);
-      // stop() waits for the batch in hand, which the pipeline applies and commits.
-      await consumer.stop();
-      subscription.unsubscribe();
-      await consumer.disconnect();
-      await deadLetterProducer.disconnect();
-      await grpc.close();
-      await Promise.all([redis.quit(), readerRedis.quit()]);
-      logger.info('wallet service stopped', { ...stats });
-    },
+    // A second signal (Ctrl-C reaches every process of the group) joins the first stop.
+    stop: () => (stopping ??= stop()),
   };
 };

@@ -1,6 +1,12 @@
 import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
-import { centsToDecimal, decimalToCents, numberToCents, type Purchase } from '../purchase.ts';
+import {
+  centsToDecimal,
+  decimalToCents,
+  MAX_AMOUNT_CENTS,
+  numberToCents,
+  type Purchase,
+} from '../purchase.ts';
 import { translateKafkaError } from './kafka.ts';
 import type { PurchasePublisher } from './ports.ts';
 
@@ -63,6 +69,8 @@ export const decodePurchaseEvent = (value: Buffer | string, fallbackId = ''): Pu
   if (amountCents === undefined || amountCents <= 0) {
     throw invalid('amount is not a positive decimal with at most two places');
   }
+  // The ingest service never publishes more; a larger amount is not ours to count.
+  if (amountCents > MAX_AMOUNT_CENTS) throw invalid('amount is over the per-purchase limit');
   return { id, userId, amountCents };
 };
 
@@ -128,8 +136,8 @@ export interface PurchasePublisherConfig {
  * broker drops it as a duplicate while answering success. So a producer that failed once
  * is discarded, and the next send starts a new producer id. Either way the batch fails,
  * and outbox recovery publishes what the topic lacks. For the same reason sends never
- * overlap: a caller that stopped waiting (a timeout) does not let the next send share a
- * producer with one still in flight, whose failure would roll back both.
+ * overlap: while a send the caller stopped waiting for (a timeout) is still running, the
+ * next one is refused as unavailable instead of sharing the producer or queueing.
  */
 export const createPurchasePublisher = ({
   newProducer,
@@ -137,7 +145,7 @@ export const createPurchasePublisher = ({
   partitions,
 }: PurchasePublisherConfig): ManagedPurchasePublisher => {
   let current: Promise<Producer> | undefined;
-  let previous: Promise<unknown> = Promise.resolve();
+  let inFlight: Promise<void> | undefined;
 
   const connected = (): Promise<Producer> => {
     current ??= (async () => {
@@ -188,12 +196,26 @@ export const createPurchasePublisher = ({
   return {
     publish: (purchases: readonly PurchaseEvent[]): Promise<void> => {
       if (purchases.length === 0) return Promise.resolve();
-      const sent = previous.then(() => send(purchases));
-      previous = sent.catch(() => undefined);
+      // A send the caller stopped waiting for may still be running: refuse rather than
+      // queue behind it, so no send starts long after its purchases were committed.
+      if (inFlight !== undefined) {
+        return Promise.reject(
+          new StoreUnavailableError('kafka', 'the previous send to Kafka has not settled yet'),
+        );
+      }
+      // Cleared before the caller hears the outcome, so its next send is never refused.
+      const sent = (async () => {
+        try {
+          await send(purchases);
+        } finally {
+          inFlight = undefined;
+        }
+      })();
+      inFlight = sent;
       return sent;
     },
     close: async () => {
-      await previous;
+      await inFlight?.catch(() => undefined);
       const producer = current;
       current = undefined;
       if (producer !== undefined) await discard(producer);

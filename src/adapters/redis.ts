@@ -27,8 +27,10 @@ export const translateRedisError = (error: unknown): SpendstreamError => {
   if (error instanceof SpendstreamError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const name = error instanceof Error ? error.name : '';
-  // ReplyError is Redis refusing a command (a bug here); everything else is the link.
-  if (name === 'ReplyError') {
+  // A ReplyError is Redis refusing a command: a bug here, unless Redis is only busy,
+  // loading, out of memory or read-only for a while. Everything else is the link.
+  const passing = /^(OOM|LOADING|BUSY|READONLY|TRYAGAIN|MISCONF|MASTERDOWN|CLUSTERDOWN)\b/;
+  if (name === 'ReplyError' && !passing.test(message)) {
     return new SpendstreamError('internal', `Redis error: ${message}`, { cause: error });
   }
   return new StoreUnavailableError('redis', `Redis unavailable: ${message}`, { cause: error });

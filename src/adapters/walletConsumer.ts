@@ -115,11 +115,14 @@ export const rewindGroup = async (
   topic: string,
 ): Promise<boolean> => {
   try {
+    const { groups } = await admin.describeGroups([groupId]);
+    const state = groups[0]?.state ?? 'Dead';
+    // No such group yet: its first member starts at the beginning anyway (fromBeginning).
+    if (state === 'Dead') return true;
+    if (state !== 'Empty') return false;
     await admin.resetOffsets({ groupId, topic, earliest: true });
     return true;
   } catch (error) {
-    const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
-    if (/running instances|not empty|NON_EMPTY_GROUP/i.test(text)) return false;
     throw translateKafkaError(error);
   }
 };

@@ -48,6 +48,8 @@ const textOf = (data: RawData): string =>
 
 /** Output a slow reader may leave queued before its socket stops being read. */
 const MAX_BUFFERED_BYTES = 1 << 20;
+/** Frames whose replies wait behind an earlier frame's before the socket stops being read. */
+const MAX_WAITING_FRAMES = 1_000;
 
 /**
  * Reading a socket stops for any of several reasons (admission, unread replies, drain)
@@ -110,6 +112,9 @@ export const startWebSocketServer = async (
     if (!accepting) return socket.close(1001, 'server shutting down');
     const gate = createReadGate(socket);
     const output = gate.reason('output');
+    // Replies decided at once (errors, refusals) still wait for an earlier frame's ack;
+    // they are bounded too.
+    const backlog = gate.reason('backlog');
     const actor = createConnectionActor({
       decode: config.decode,
       ticket: admission.open(gate.reason('admission')),
@@ -123,6 +128,7 @@ export const startWebSocketServer = async (
           if (socket.bufferedAmount <= MAX_BUFFERED_BYTES / 2) output.resume();
         });
         if (socket.bufferedAmount > MAX_BUFFERED_BYTES) output.pause();
+        if (actor.pendingFrames <= MAX_WAITING_FRAMES / 2) backlog.resume();
       },
     });
     const entry = { actor, gate, alive: true };
@@ -133,6 +139,7 @@ export const startWebSocketServer = async (
     socket.on('message', (data, isBinary) => {
       entry.alive = true;
       actor.receive(isBinary ? null : textOf(data));
+      if (actor.pendingFrames > MAX_WAITING_FRAMES) backlog.pause();
     });
     socket.on('error', (error) => deps.logger.debug('socket error', { error }));
     socket.on('close', () => {
@@ -187,6 +194,8 @@ export const startWebSocketServer = async (
           new Promise<void>((resolve) => {
             if (socket.readyState === socket.CLOSED) return resolve();
             socket.once('close', () => resolve());
+            // Read again so the client's answering close frame arrives.
+            socket.resume();
             socket.close(1001, 'server shutting down');
             setTimeout(() => {
               socket.terminate();

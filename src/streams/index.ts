@@ -1,6 +1,8 @@
 export { ingestPipeline, type IngestDeps } from './ingestPipeline.ts';
+export { applyBatch, type ApplyBatchDeps } from './operators/applyBatch.ts';
 export { batchPurchases, type BatchPurchasesConfig } from './operators/batchPurchases.ts';
 export { callStore, type StoreCallConfig } from './operators/callStore.ts';
+export { decodeBatch, type PurchaseDecoder } from './operators/decodeBatch.ts';
 export {
   decodeFrame,
   decodeFrameText,
@@ -15,3 +17,11 @@ export { resolveOutcomes } from './operators/resolveOutcomes.ts';
 export { retryTransient, type RetryTransientConfig } from './operators/retryTransient.ts';
 export { purchaseSchema } from './purchaseSchema.ts';
 export type { BatchState, Outcome, PurchaseResult, Submission } from './types.ts';
+export { walletPipeline, type WalletDeps } from './walletPipeline.ts';
+export type {
+  AppliedBatch,
+  ConsumedBatch,
+  ConsumedRecord,
+  DecodedBatch,
+  PoisonRecord,
+} from './walletTypes.ts';

@@ -3,6 +3,12 @@
 export type { HangOptions } from './faults.ts';
 export { createMarbleScheduler } from './marbles.ts';
 export {
+  createMemoryCommitter,
+  type MemoryCommitter,
+  type OffsetCommit,
+} from './memoryCommitter.ts';
+export { createMemoryDeadLetters, type MemoryDeadLetters } from './memoryDeadLetters.ts';
+export {
   createMemoryPurchasePublisher,
   type MemoryPurchasePublisher,
 } from './memoryPurchasePublisher.ts';
@@ -13,3 +19,9 @@ export {
   type MemoryPurchaseStoreOptions,
   type PurchaseStoreMethod,
 } from './memoryPurchaseStore.ts';
+export {
+  createMemoryWalletStore,
+  type MemoryWalletStore,
+  type MemoryWalletStoreCall,
+  type WalletStoreMethod,
+} from './memoryWalletStore.ts';

@@ -254,3 +254,42 @@ test('after a failed send the next send uses a new producer', async () => {
   const ids = (await readTopic(kafka, topic)).map((record) => record.value['id']);
   assert.ok(ids.includes('flaky-1') && ids.includes('flaky-2'), 'both batches are in the log');
 });
+
+test('a send while the previous one is still running is refused, not queued behind it', async () => {
+  let release = () => undefined as void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const slow = createPurchasePublisher({
+    newProducer: () => {
+      const real = createIdempotentProducer(kafka);
+      return {
+        ...real,
+        send: async (record) => {
+          await held;
+          return real.send(record);
+        },
+      };
+    },
+    topic,
+    partitions: 3,
+  });
+  const first = slow.publish([{ id: 'slow-1', userId: 'slow-user', amountCents: 1 }]);
+  await assert.rejects(
+    slow.publish([{ id: 'slow-2', userId: 'slow-user', amountCents: 2 }]),
+    (error: unknown) => error instanceof StoreUnavailableError && /not settled/.test(error.message),
+  );
+  release();
+  await first;
+  await slow.publish([{ id: 'slow-3', userId: 'slow-user', amountCents: 3 }]);
+  await slow.close();
+  const ids = (await readTopic(kafka, topic)).map((record) => record.value['id']);
+  assert.ok(ids.includes('slow-1') && ids.includes('slow-3') && !ids.includes('slow-2'));
+});
+
+test('an event over the per-purchase limit is not a purchase', () => {
+  assert.throws(
+    () => decodePurchaseEvent(JSON.stringify({ user_id: 'u', amount_cents: 100_000_001 })),
+    (error: unknown) => isSpendstreamError(error) && error.code === 'invalid_purchase',
+  );
+});

@@ -161,3 +161,11 @@ test('Redis losing its data: the wallet replays the topic and rebuilds every tot
   assert.equal(service?.stats.applied, published - 2);
   await assertTotals();
 });
+
+test('an instance finding Redis empty while others run refuses to start, rather than skip', async () => {
+  await clearKeyPrefix(redis, prefix);
+  await assert.rejects(
+    startWalletService(config, createLogger('error', { test: 'wallet' })),
+    /other members of .* are running/,
+  );
+});

@@ -75,9 +75,11 @@ interface WalletPipeline extends ChainableCommander {
 
 const OFFSET = /^\d{1,16}$/;
 
-// Checked before anything is sent, so a malformed record fails the whole batch untouched
-// instead of the users before it in the pipeline.
-const checkRecord = (record: WalletRecord): void => {
+/**
+ * Refuses a record the store cannot apply exactly. Checked before anything is sent, so a
+ * malformed record fails the whole batch untouched instead of the users before it.
+ */
+export const checkWalletRecord = (record: WalletRecord): void => {
   if (
     !Number.isSafeInteger(record.amountCents) ||
     !Number.isSafeInteger(record.partition) ||
@@ -112,7 +114,7 @@ export const createWalletStore = (redis: Redis): WalletStore => {
       // Grouping keeps input order, so each partition's offsets stay ascending per user.
       const argvByUser = new Map<string, string[]>();
       for (const record of records) {
-        checkRecord(record);
+        checkWalletRecord(record);
         let argv = argvByUser.get(record.userId);
         if (argv === undefined) {
           argv = [];

@@ -1,6 +1,6 @@
 import type { WalletRecord, WalletStore } from '../adapters/ports.ts';
-import { SpendstreamError } from '../errors.ts';
 import { createFaultQueue, type HangOptions } from './faults.ts';
+import { checkWalletRecord } from '../adapters/walletStore.ts';
 
 /** A method of {@link WalletStore}, to aim a fault at. */
 export type WalletStoreMethod = keyof WalletStore;
@@ -28,25 +28,6 @@ export interface MemoryWalletStore extends WalletStore {
   setFailure(method: WalletStoreMethod, error: Error | undefined): void;
 }
 
-// The Redis adapter's own limits: it refuses such a batch whole, before touching anything.
-const OFFSET = /^\d{1,16}$/;
-
-const checkRecord = (record: WalletRecord): void => {
-  if (
-    !Number.isSafeInteger(record.amountCents) ||
-    !Number.isSafeInteger(record.partition) ||
-    record.partition < 0 ||
-    !OFFSET.test(record.offset) ||
-    !Number.isSafeInteger(Number(record.offset))
-  ) {
-    throw new SpendstreamError(
-      'internal',
-      `wallet record not applicable: partition ${record.partition}, offset ${record.offset}, ` +
-        `cents ${record.amountCents}`,
-    );
-  }
-};
-
 const copy = ({ partition, offset, userId, amountCents }: WalletRecord): WalletRecord => ({
   partition,
   offset,
@@ -71,7 +52,7 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
   };
 
   const apply = (topic: string, records: readonly WalletRecord[]) => {
-    records.forEach(checkRecord);
+    records.forEach(checkWalletRecord);
     let applied = 0;
     for (const record of records) {
       const field = `${topic}:${record.partition}`;

@@ -53,10 +53,11 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs: n
   }
 };
 
-const stopChild = (child: ChildProcess) =>
+/** Sends SIGTERM and waits for the exit, killing the child if it outlasts `timeoutMs`. */
+export const stopChild = (child: ChildProcess, timeoutMs = 10_000) =>
   new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('exit', () => {
       clearTimeout(killer);
       resolve();

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { openMigratedDatabase } from '../src/adapters/database.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
-import { ensureInfrastructure, ROOT, stopAll, type StartedService } from './infra.ts';
+import { ensureInfrastructure, ROOT, stopAll, stopChild, type StartedService } from './infra.ts';
 
 /** The services `npm start` runs, each its own process (entry points under src/). */
 const SERVICES = ['ingest', 'wallet'] as const;
@@ -18,22 +18,11 @@ let stopping = false;
 // A child that does not stop in time is killed: Ctrl-C must always get the prompt back.
 const CHILD_STOP_TIMEOUT_MS = 45_000;
 
-const stopChild = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const killer = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(killer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-
 const shutdown = async (exitCode: number) => {
   if (stopping) return;
   stopping = true;
   log.info('stopping');
-  await Promise.all([...children.values()].map(stopChild));
+  await Promise.all([...children.values()].map((child) => stopChild(child, CHILD_STOP_TIMEOUT_MS)));
   await stopAll(infrastructure, log);
   process.exit(exitCode);
 };

@@ -8,6 +8,16 @@ export interface Purchase {
   readonly amountCents: number;
 }
 
+/** Longest `user_id`, in UTF-16 code units, wherever one is accepted. */
+export const MAX_USER_ID_LENGTH = 128;
+
+// Control characters (C0, DEL, C1) have no business in an identifier and break logs.
+// eslint-disable-next-line no-control-regex -- matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Whether `text` holds a control character, which no user id may. */
+export const hasControlCharacters = (text: string): boolean => CONTROL.test(text);
+
 /** Largest amount one purchase may carry: 1,000,000.00. */
 export const MAX_AMOUNT_CENTS = 100_000_000;
 

@@ -15,7 +15,7 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import type { BalanceReader } from '../adapters/ports.ts';
 import { isSpendstreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { centsToDecimal } from '../purchase.ts';
+import { centsToDecimal, hasControlCharacters, MAX_USER_ID_LENGTH } from '../purchase.ts';
 
 /** Fully qualified name of the wallet service, as health checks and reflection know it. */
 export const WALLET_SERVICE_NAME = 'trade_engine_wallet.WalletService';
@@ -62,17 +62,13 @@ const WALLET_PROTO = fileURLToPath(new URL('../../proto/wallet.proto', import.me
 // The health proto is known by its path under the package's proto root, as upstream names it.
 const HEALTH_PROTO_ROOT = resolve(dirname(healthProtoPath), '../..');
 
-// Same rule as the ingest's user_id: control characters (C0, DEL, C1) are never an id.
-// eslint-disable-next-line no-control-regex -- matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-
 // setTimeout fires at once for delays past 2^31-1 ms; such deadlines are as good as none.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const invalidUserId = (userId: string, maxLength: number): string | undefined => {
   if (userId.length === 0) return 'user_id must not be empty';
   if (userId.length > maxLength) return `user_id must be at most ${maxLength} characters`;
-  if (CONTROL.test(userId)) return 'user_id must not contain control characters';
+  if (hasControlCharacters(userId)) return 'user_id must not contain control characters';
   return undefined;
 };
 
@@ -209,7 +205,7 @@ export const startGrpcServer = async (
   config: GrpcServerConfig,
   deps: GrpcServerDeps,
 ): Promise<WalletGrpcServer> => {
-  const maxUserIdLength = config.maxUserIdLength ?? 128;
+  const maxUserIdLength = config.maxUserIdLength ?? MAX_USER_ID_LENGTH;
   const readTimeoutMs = config.readTimeoutMs ?? 5_000;
   const shutdownGraceMs = config.shutdownGraceMs ?? 5_000;
   const logger = deps.logger.child({ component: 'grpc' });

@@ -1,9 +1,11 @@
 import { z } from 'zod';
-import { decimalToCents, MAX_AMOUNT_CENTS, numberToCents } from '../purchase.ts';
-
-// Control characters (C0, DEL, C1) have no business in an identifier and break logs.
-// eslint-disable-next-line no-control-regex -- matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+import {
+  decimalToCents,
+  hasControlCharacters,
+  MAX_AMOUNT_CENTS,
+  MAX_USER_ID_LENGTH,
+  numberToCents,
+} from '../purchase.ts';
 
 const amountCents = z
   .union([z.number(), z.string()], { error: 'must be a JSON number or a decimal string' })
@@ -33,8 +35,8 @@ export const purchaseSchema = z.object({
   user_id: z
     .string({ error: 'must be a string' })
     .min(1, 'must not be empty')
-    .max(128, 'must be at most 128 characters')
-    .refine((value) => !CONTROL.test(value), 'must not contain control characters'),
+    .max(MAX_USER_ID_LENGTH, `must be at most ${MAX_USER_ID_LENGTH} characters`)
+    .refine((value) => !hasControlCharacters(value), 'must not contain control characters'),
   amount: amountCents,
   id: z
     .string({ error: 'must be a string' })

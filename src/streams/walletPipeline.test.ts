@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { from, lastValueFrom, toArray } from 'rxjs';
 // The service's own codec, so these cases see the records the service will really see.
-// eslint-disable-next-line no-restricted-imports -- a test may use an adapter; the pipeline may not
 import { decodePurchaseEvent, encodePurchaseEvent } from '../adapters/purchasePublisher.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import { centsToDecimal } from '../purchase.ts';

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { of } from 'rxjs';
 // The wallet service's own decoder, so these cases check what the service will really do.
-// eslint-disable-next-line no-restricted-imports -- a test may use an adapter; the operator may not
 import { decodePurchaseEvent } from '../../adapters/purchasePublisher.ts';
 import { createMarbleScheduler } from '../../testing/index.ts';
 import type { ConsumedBatch, ConsumedRecord, DecodedBatch } from '../walletTypes.ts';

@@ -57,8 +57,9 @@ export default tseslint.config(
     },
   },
   {
-    // The configuration module and the process launchers are where the environment is read.
-    files: ['src/config.ts', 'scripts/**/*.ts', 'test/helpers.ts'],
+    // The configuration module and the process launchers (scripts, the benchmark) read the
+    // environment.
+    files: ['src/config.ts', 'scripts/**/*.ts', 'bench/**/*.ts', 'test/helpers.ts'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 );

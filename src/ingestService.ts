@@ -97,6 +97,8 @@ export const startIngestService = async (
     store,
     publisher,
     batch: { maxSize: config.ingest.batchMaxSize, maxWaitMs: config.ingest.batchMaxWaitMs },
+    persistConcurrency: config.ingest.persistConcurrency,
+    publishMaxSize: config.ingest.publishMaxSize,
     storeCall: {
       attemptTimeoutMs: config.ingest.attemptTimeoutMs,
       retry: { initialDelayMs: 50, maxDelayMs: 1_000, deadlineMs: config.ingest.durableDeadlineMs },
@@ -106,7 +108,7 @@ export const startIngestService = async (
     outcomes.subscribe({
       next: (batch) => {
         for (const { ref, result } of batch) {
-          inFlight.release(ref.purchaseId);
+          inFlight.release(ref);
           ref.actor.deliver(ref, result);
         }
       },
@@ -133,7 +135,7 @@ export const startIngestService = async (
     },
     {
       submit: (submission) => {
-        inFlight.hold(submission.purchase.id);
+        inFlight.hold(submission.ref, submission.purchase.id);
         submissions.next(submission);
       },
       isReady: () => !draining,

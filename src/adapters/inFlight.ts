@@ -6,32 +6,46 @@ import type { PurchasePublisher } from './ports.ts';
  * waiting for still runs). Outbox recovery in the same process leaves entries holding
  * such purchases alone, however old, so a batch queued behind a slow Kafka is never
  * published both by its pipeline and by recovery.
+ *
+ * The hot path only adds and removes objects by identity (a submission's reply ref, a
+ * send's array); the ids are gathered into a set only when recovery asks, once per run
+ * of questions.
  */
 export const trackInFlight = (publisher: PurchasePublisher) => {
-  const holds = new Map<string, number>();
-  const hold = (id: string) => holds.set(id, (holds.get(id) ?? 0) + 1);
-  const release = (id: string) => {
-    const left = (holds.get(id) ?? 1) - 1;
-    if (left > 0) holds.set(id, left);
-    else holds.delete(id);
-  };
+  const submitted = new Map<object, string>();
+  const sending = new Set<readonly { readonly id: string }[]>();
+  let ids: Set<string> | undefined;
   return {
     /** The publisher, holding each purchase until its send settles. */
     publisher: {
       publish: async (purchases) => {
-        for (const { id } of purchases) hold(id);
+        sending.add(purchases);
+        ids = undefined;
         try {
           await publisher.publish(purchases);
         } finally {
-          for (const { id } of purchases) release(id);
+          sending.delete(purchases);
+          ids = undefined;
         }
       },
     } satisfies PurchasePublisher,
-    /** Counts a purchase entering the pipeline. */
-    hold,
-    /** Counts a purchase answered by the pipeline. */
-    release,
+    /** Counts a purchase entering the pipeline, under a key only it uses (its reply ref). */
+    hold: (key: object, purchaseId: string) => {
+      submitted.set(key, purchaseId);
+      ids = undefined;
+    },
+    /** Counts the purchase held under `key` answered by the pipeline. */
+    release: (key: object) => {
+      submitted.delete(key);
+      ids = undefined;
+    },
     /** Whether this process still holds the purchase. */
-    isInFlight: (id: string): boolean => holds.has(id),
+    isInFlight: (id: string): boolean => {
+      if (ids === undefined) {
+        ids = new Set(submitted.values());
+        for (const purchases of sending) for (const purchase of purchases) ids.add(purchase.id);
+      }
+      return ids.has(id);
+    },
   };
 };

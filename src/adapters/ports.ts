@@ -29,8 +29,8 @@ export interface PurchaseStore {
    * transaction; ids already stored are left alone and reported in `existing`.
    */
   save(purchases: readonly Purchase[]): Promise<SaveResult>;
-  /** Removes an outbox entry once Kafka has acknowledged every purchase in it. */
-  markPublished(outboxId: string): Promise<void>;
+  /** Removes outbox entries once Kafka has acknowledged every purchase in them. */
+  markPublished(outboxIds: readonly string[]): Promise<void>;
 }
 
 /** The event log (Kafka topic `user_purchase`). */

@@ -1,4 +1,10 @@
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import {
+  Partitioners,
+  type Kafka,
+  type Message,
+  type PartitionMetadata,
+  type Producer,
+} from 'kafkajs';
 import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
 import {
   centsToDecimal,
@@ -100,15 +106,27 @@ const keyPartitioner = Partitioners.DefaultPartitioner();
 export const partitionForKey = (key: string, partitions: number): number =>
   keyPartitioner({
     topic: '',
-    partitionMetadata: Array.from({ length: partitions }, (_, partitionId) => ({
+    partitionMetadata: metadataOf(partitions),
+    message: { key, value: null },
+  });
+
+// The partitioner reads only the partition list; one list per partition count is reused.
+const metadata = new Map<number, PartitionMetadata[]>();
+const metadataOf = (partitions: number): PartitionMetadata[] => {
+  let list = metadata.get(partitions);
+  if (list === undefined) {
+    list = Array.from({ length: partitions }, (_, partitionId) => ({
       partitionErrorCode: 0,
       partitionId,
       leader: 0,
       replicas: [0],
       isr: [0],
-    })),
-    message: { key, value: null },
-  });
+      offlineReplicas: [],
+    }));
+    metadata.set(partitions, list);
+  }
+  return list;
+};
 
 /** A {@link PurchasePublisher} that owns its producer. */
 export interface ManagedPurchasePublisher extends PurchasePublisher {

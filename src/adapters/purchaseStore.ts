@@ -7,8 +7,7 @@ import { translatePostgresError } from './postgresErrors.ts';
 
 // Slonik 49 validates nothing at run time by default: these schemas only type the rows,
 // so they cost nothing on the hot path.
-const idRow = z.object({ id: z.string() });
-const batchRow = z.object({ batch_id: z.string() });
+const savedRow = z.object({ batch_id: z.string().nullable(), ids: z.array(z.string()) });
 const storedRow = z.object({
   id: z.string(),
   user_id: z.string(),
@@ -35,7 +34,7 @@ const toStored = (row: z.infer<typeof storedRow>): StoredPurchase => {
 
 /**
  * Stores purchases with slonik: one multi-row insert and one outbox row per batch, in one
- * transaction. An id repeated within a batch is stored as its first occurrence; it is then
+ * statement. An id repeated within a batch is stored as its first occurrence; it is then
  * in `inserted` (or `existing`, if stored before) and, for its later occurrences, in
  * `existing` as that first occurrence, so every purchase of the batch can be answered.
  */
@@ -50,58 +49,66 @@ export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
       if (unique.has(purchase.id)) repeated.add(purchase.id);
       else unique.set(purchase.id, purchase);
     }
+    // Sorted by id, so that two batches saved at once that share ids lock them in the
+    // same order and cannot deadlock.
     const tuples = Array.from(unique.values(), (p) => [
       p.id,
       p.userId,
       centsToDecimal(p.amountCents),
     ]);
+    tuples.sort((a, b) => ((a[0] ?? '') < (b[0] ?? '') ? -1 : 1));
     try {
-      return await pool.transaction(async (tx) => {
-        const insertedIds = await tx.anyFirst(sql.type(idRow)`
+      // One statement, so one round trip and one implicit transaction: the purchases and
+      // the outbox entry of those it inserted, with the same created_at.
+      const saved = await pool.one(sql.type(savedRow)`
+        WITH inserted AS (
           INSERT INTO purchases (id, user_id, amount)
           SELECT * FROM ${sql.unnest(tuples, ['text', 'text', 'numeric'])}
           ON CONFLICT (id) DO NOTHING
-          RETURNING id`);
-        const inserted = new Set(insertedIds);
-        const outboxId =
-          inserted.size === 0
-            ? null
-            : await tx.oneFirst(sql.type(batchRow)`
-                INSERT INTO outbox (purchase_ids) VALUES (${sql.array(insertedIds, 'text')})
-                RETURNING batch_id::text`);
-        const existing = new Map<string, StoredPurchase>();
-        if (inserted.size < purchases.length) {
-          const known = [...unique.keys()].filter((id) => !inserted.has(id));
-          if (known.length > 0) {
-            // A purchase and its outbox entry get the same created_at (now() of the one
-            // transaction that wrote both), so the join finds the entry by time rather than
-            // by searching every pending array for the id, which is slow with a long outbox.
-            const rows = await tx.any(sql.type(storedRow)`
-              SELECT p.id, p.user_id, p.amount, o.batch_id IS NOT NULL AS pending
-              FROM purchases p
-              LEFT JOIN outbox o ON o.created_at = p.created_at AND p.id = ANY(o.purchase_ids)
-              WHERE p.id = ANY(${sql.array(known, 'text')})`);
-            for (const row of rows) existing.set(row.id, toStored(row));
-          }
-          // Later occurrences of an id inserted just now: stored as the first one, and
-          // pending like the rest of this batch. Known without asking PostgreSQL.
-          for (const id of repeated) {
-            const first = unique.get(id);
-            if (first !== undefined && inserted.has(id)) {
-              existing.set(id, { ...first, pendingPublish: true });
-            }
+          RETURNING id
+        ), entry AS (
+          INSERT INTO outbox (purchase_ids)
+          SELECT array_agg(id) FROM inserted HAVING count(*) > 0
+          RETURNING batch_id
+        )
+        SELECT (SELECT batch_id::text FROM entry) AS batch_id,
+               coalesce((SELECT array_agg(id) FROM inserted), '{}') AS ids`);
+      const inserted = new Set(saved.ids);
+      const existing = new Map<string, StoredPurchase>();
+      if (inserted.size < purchases.length) {
+        const known = [...unique.keys()].filter((id) => !inserted.has(id));
+        if (known.length > 0) {
+          // A purchase and its outbox entry get the same created_at (now() of the one
+          // transaction that wrote both), so the join finds the entry by time rather than
+          // by searching every pending array for the id, which is slow with a long outbox.
+          const rows = await pool.any(sql.type(storedRow)`
+            SELECT p.id, p.user_id, p.amount, o.batch_id IS NOT NULL AS pending
+            FROM purchases p
+            LEFT JOIN outbox o ON o.created_at = p.created_at AND p.id = ANY(o.purchase_ids)
+            WHERE p.id = ANY(${sql.array(known, 'text')})`);
+          for (const row of rows) existing.set(row.id, toStored(row));
+        }
+        // Later occurrences of an id inserted just now: stored as the first one, and
+        // pending like the rest of this batch. Known without asking PostgreSQL.
+        for (const id of repeated) {
+          const first = unique.get(id);
+          if (first !== undefined && inserted.has(id)) {
+            existing.set(id, { ...first, pendingPublish: true });
           }
         }
-        return { outboxId, inserted, existing };
-      });
+      }
+      return { outboxId: saved.batch_id, inserted, existing };
     } catch (error) {
       throw translatePostgresError(error);
     }
   },
 
-  markPublished: async (outboxId: string): Promise<void> => {
+  markPublished: async (outboxIds: readonly string[]): Promise<void> => {
+    if (outboxIds.length === 0) return;
     try {
-      await pool.query(sql.unsafe`DELETE FROM outbox WHERE batch_id = ${outboxId}::bigint`);
+      await pool.query(
+        sql.unsafe`DELETE FROM outbox WHERE batch_id = ANY(${sql.array(outboxIds, 'int8')})`,
+      );
     } catch (error) {
       throw translatePostgresError(error);
     }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../logger.ts';
 import type { DecodeFrameConfig } from '../streams/operators/decodeFrame.ts';
@@ -50,6 +51,27 @@ const textOf = (data: RawData): string =>
 const MAX_BUFFERED_BYTES = 1 << 20;
 /** Frames whose replies wait behind an earlier frame's before the socket stops being read. */
 const MAX_WAITING_FRAMES = 1_000;
+
+/**
+ * Holds a socket's writes until the end of the current tick, so the replies the pipeline
+ * hands over together (a batch's outcomes) leave in one write per socket instead of one
+ * system call per frame. ws corks around each frame; an outer cork spans them all.
+ */
+const createCorker = () => {
+  const corked = new Set<Duplex>();
+  const uncorkAll = () => {
+    for (const raw of corked) raw.uncork();
+    corked.clear();
+  };
+  return (socket: WebSocket) => {
+    // ws keeps its TCP socket in `_socket` (not in its typings).
+    const raw = (socket as unknown as { _socket?: Duplex })._socket;
+    if (raw === undefined || corked.has(raw)) return;
+    raw.cork();
+    corked.add(raw);
+    if (corked.size === 1) process.nextTick(uncorkAll);
+  };
+};
 
 /**
  * Reading a socket stops for any of several reasons (admission, unread replies, drain)
@@ -107,6 +129,7 @@ export const startWebSocketServer = async (
     { actor: ConnectionActor; gate: ReturnType<typeof createReadGate>; alive: boolean }
   >();
   let accepting = true;
+  const cork = createCorker();
 
   wss.on('connection', (socket) => {
     if (!accepting) return socket.close(1001, 'server shutting down');
@@ -122,6 +145,7 @@ export const startWebSocketServer = async (
       isAccepting: () => accepting,
       send: (text) => {
         if (socket.readyState !== socket.OPEN) return;
+        cork(socket);
         // A client that does not read its replies stops being read itself, so replies
         // queued for it stay bounded too.
         socket.send(text, () => {

@@ -8,7 +8,7 @@ export type PurchaseStoreMethod = keyof PurchaseStore;
 /** One call made to a {@link MemoryPurchaseStore}, failed or not. */
 export type MemoryPurchaseStoreCall =
   | { readonly method: 'save'; readonly purchases: readonly Purchase[] }
-  | { readonly method: 'markPublished'; readonly outboxId: string };
+  | { readonly method: 'markPublished'; readonly outboxIds: readonly string[] };
 
 /** An in-memory {@link PurchaseStore} that shows what it holds and fails on request. */
 export interface MemoryPurchaseStore extends PurchaseStore {
@@ -79,10 +79,10 @@ export const createMemoryPurchaseStore = ({
       calls.push({ method: 'save', purchases: snapshot });
       return faults.save.call(() => insert(snapshot));
     },
-    markPublished: (outboxId) => {
-      calls.push({ method: 'markPublished', outboxId });
+    markPublished: (outboxIds) => {
+      calls.push({ method: 'markPublished', outboxIds: [...outboxIds] });
       return faults.markPublished.call(() => {
-        outbox.delete(outboxId);
+        for (const outboxId of outboxIds) outbox.delete(outboxId);
       });
     },
     failNext: (method, count, error) => faults[method].failNext(count, error),

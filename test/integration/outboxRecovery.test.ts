@@ -191,7 +191,7 @@ test('entries younger than minAgeMs are left to the ingest that wrote them', asy
 
   // The live ingest finishes its own work.
   await publisher.publish(purchases);
-  await store.markPublished(saved.outboxId);
+  await store.markPublished([saved.outboxId]);
   assert.equal(await outboxSize(), 0);
 });
 

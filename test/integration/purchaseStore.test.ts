@@ -82,7 +82,7 @@ test('a re-sent id is reported as stored, pending until its batch is marked publ
   assert.ok(second.outboxId !== null);
   assert.deepEqual(await outboxIds(second.outboxId), ['resend-2']);
 
-  await store.markPublished(first.outboxId);
+  await store.markPublished([first.outboxId]);
   const third = await store.save([original]);
   assert.equal(third.outboxId, null);
   assert.equal(third.inserted.size, 0);
@@ -90,7 +90,7 @@ test('a re-sent id is reported as stored, pending until its batch is marked publ
   // resend-2's batch was never marked: still pending.
   const fourth = await store.save([fresh]);
   assert.equal(fourth.existing.get('resend-2')?.pendingPublish, true);
-  await store.markPublished(second.outboxId);
+  await store.markPublished([second.outboxId]);
   const fifth = await store.save([fresh]);
   assert.equal(fifth.existing.get('resend-2')?.pendingPublish, false);
 });

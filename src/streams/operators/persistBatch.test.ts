@@ -66,7 +66,7 @@ test('saves each batch once, in order, and reports what the store made of it', a
   ]);
 });
 
-test('saves one batch at a time: the next waits for the previous answer', async () => {
+test('by default saves one batch at a time: the next waits for the previous answer', async () => {
   const store = createMemoryPurchaseStore();
   let inFlight = 0;
   let mostInFlight = 0;
@@ -83,6 +83,59 @@ test('saves one batch at a time: the next waits for the previous answer', async 
   await persist(slow, [batchOf('a'), batchOf('b'), batchOf('c')]);
   assert.equal(mostInFlight, 1);
   assert.deepEqual([...store.rows.keys()], ['a', 'b', 'c']);
+});
+
+test('with concurrency, saves overlap up to the limit and batches still leave in order', async () => {
+  const store = createMemoryPurchaseStore();
+  let inFlight = 0;
+  let mostInFlight = 0;
+  // The first batch's save is the slowest, so later ones finish before it.
+  const delays = new Map([
+    ['a', 30],
+    ['b', 5],
+    ['c', 1],
+    ['d', 1],
+  ]);
+  const slow: PurchaseStore = {
+    ...store,
+    save: async (purchases) => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      await sleep(delays.get(purchases[0]?.id ?? '') ?? 1);
+      inFlight -= 1;
+      return store.save(purchases);
+    },
+  };
+  const batches = [batchOf('a'), batchOf('b'), batchOf('c'), batchOf('d')];
+  const states = await firstValueFrom(
+    from(batches).pipe(persistBatch<string>(slow, { ...fast, concurrency: 2 }), toArray()),
+  );
+
+  assert.equal(mostInFlight, 2);
+  assert.deepEqual(
+    states.map((state) => state.submissions),
+    batches,
+  );
+  assert.deepEqual([...store.rows.keys()].sort(), ['a', 'b', 'c', 'd']);
+});
+
+test('with concurrency, a failed batch keeps its place and the others are saved', async () => {
+  const store = createMemoryPurchaseStore();
+  store.failNext('save', 1, new SpendstreamError('internal', 'bug'));
+  const states = await firstValueFrom(
+    from([batchOf('a'), batchOf('b'), batchOf('c')]).pipe(
+      persistBatch<string>(store, { ...fast, concurrency: 3 }),
+      toArray(),
+    ),
+  );
+  assert.deepEqual(
+    states.map((state) => [state.submissions[0]?.purchase.id, state.failure?.code]),
+    [
+      ['a', 'internal'],
+      ['b', undefined],
+      ['c', undefined],
+    ],
+  );
 });
 
 test('a retryable failure is retried and the batch is saved', async () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { firstValueFrom, from, toArray } from 'rxjs';
-import type { PurchasePublisher } from '../../adapters/ports.ts';
+import type { PurchasePublisher, PurchaseStore } from '../../adapters/ports.ts';
 import { SpendstreamError, StoreUnavailableError } from '../../errors.ts';
 import type { Purchase } from '../../purchase.ts';
 import {
@@ -95,6 +95,116 @@ test('batches are published one at a time, in order', async () => {
   );
 });
 
+test('batches saved while a send runs go together in the next send, in order', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  const sends: string[][] = [];
+  const slow: PurchasePublisher = {
+    publish: async (purchases) => {
+      sends.push(purchases.map((p) => p.id));
+      await sleep(10);
+      return publisher.publish(purchases);
+    },
+  };
+  const batches = [
+    await savedBatch(store, [purchase('a')]),
+    await savedBatch(store, [purchase('b'), purchase('c')]),
+    await savedBatch(store, [purchase('d')]),
+  ];
+  const states = await publish(slow, store, batches);
+
+  // The first batch went alone; the two that arrived meanwhile shared one send.
+  assert.deepEqual(sends, [['a'], ['b', 'c', 'd']]);
+  assert.deepEqual(
+    states.map((state) => state.published),
+    [true, true, true],
+  );
+  assert.deepEqual(
+    store.calls.filter((call) => call.method === 'markPublished'),
+    [
+      { method: 'markPublished', outboxIds: ['1'] },
+      { method: 'markPublished', outboxIds: ['2', '3'] },
+    ],
+  );
+  assert.equal(store.outbox.size, 0);
+});
+
+test('a coalesced send carries at most maxSendSize purchases (a bigger batch goes alone)', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  const sends: string[][] = [];
+  const slow: PurchasePublisher = {
+    publish: async (purchases) => {
+      sends.push(purchases.map((p) => p.id));
+      await sleep(10);
+      return publisher.publish(purchases);
+    },
+  };
+  const batches = [
+    await savedBatch(store, [purchase('a')]),
+    await savedBatch(store, [purchase('b'), purchase('c')]),
+    await savedBatch(store, [purchase('d')]),
+    await savedBatch(store, [purchase('e'), purchase('f'), purchase('g'), purchase('h')]),
+    await savedBatch(store, [purchase('i')]),
+  ];
+  await firstValueFrom(
+    from(batches).pipe(publishBatch<string>(slow, store, { ...fast, maxSendSize: 3 }), toArray()),
+  );
+  assert.deepEqual(sends, [['a'], ['b', 'c', 'd'], ['e', 'f', 'g', 'h'], ['i']]);
+});
+
+test('a failed coalesced send fails every batch it carried and marks none', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  let calls = 0;
+  const flaky: PurchasePublisher = {
+    publish: async (purchases) => {
+      calls += 1;
+      await sleep(10);
+      if (calls === 2) throw kafkaDown();
+      return publisher.publish(purchases);
+    },
+  };
+  const batches = [
+    await savedBatch(store, [purchase('a')]),
+    await savedBatch(store, [purchase('b')]),
+    await savedBatch(store, [purchase('c')]),
+  ];
+  const states = await publish(flaky, store, batches);
+
+  assert.deepEqual(
+    states.map((state) => state.failure?.code ?? 'published'),
+    ['published', 'unavailable', 'unavailable'],
+  );
+  assert.deepEqual(
+    publisher.published.map((p) => p.id),
+    ['a'],
+  );
+  assert.deepEqual([...store.outbox.keys()], ['2', '3'], 'left for outbox recovery');
+});
+
+test('completion waits for the outbox clear of the last send', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  let cleared = false;
+  const slowClear: PurchaseStore = {
+    ...store,
+    markPublished: async (ids) => {
+      await sleep(20);
+      await store.markPublished(ids);
+      cleared = true;
+    },
+  };
+  await firstValueFrom(
+    from([await savedBatch(store, [purchase('a')])]).pipe(
+      publishBatch<string>(publisher, slowClear, fast),
+      toArray(),
+    ),
+  );
+  assert.equal(cleared, true);
+  assert.equal(store.outbox.size, 0);
+});
+
 test("marks the batch's outbox entry published, only after Kafka acknowledged it", async () => {
   const store = createMemoryPurchaseStore();
   const publisher = createMemoryPurchasePublisher();
@@ -111,7 +221,7 @@ test("marks the batch's outbox entry published, only after Kafka acknowledged it
   assert.deepEqual(outboxAtPublish, [['1']], 'the entry was still there when publishing');
   assert.deepEqual(
     store.calls.filter((call) => call.method === 'markPublished'),
-    [{ method: 'markPublished', outboxId: '1' }],
+    [{ method: 'markPublished', outboxIds: ['1'] }],
   );
   assert.equal(store.outbox.size, 0);
 });

@@ -1,0 +1,430 @@
+// `npm run bench`: runs spendstream and the per-message baseline on this machine under the
+// same load generator, and writes every figure to a JSON file, docs/benchmarks.md and a
+// chart. `npm run bench -- --smoke --out DIR` is the short run the test suite does.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem, type } from 'node:os';
+import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Kafka } from 'kafkajs';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { openMigratedDatabase } from '../src/adapters/database.ts';
+import { createPostgresPool } from '../src/adapters/postgres.ts';
+import { createRedis } from '../src/adapters/redis.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { ensureInfrastructure, ROOT, stopAll } from '../scripts/infra.ts';
+import { runFreshness } from './freshness.ts';
+import { runGrpcLoad } from './grpcLoad.ts';
+import { runLoad, type LoadOptions } from './loadgen.ts';
+import { freePort, startService, type ServiceProcess } from './processes.ts';
+import { measureReferences } from './references.ts';
+import { extractAnalysis, renderChart, renderMarkdown } from './report.ts';
+import type { BenchReport, LoadResult, LoadSettings, SweepPoint } from './types.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    seconds: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const smoke = args.smoke;
+/** Measured seconds of each load run (sweep points get half). */
+const seconds = Number(args.seconds ?? (smoke ? 1 : 15));
+const warmupSeconds = smoke ? 0.5 : 3;
+// A full run publishes its figures in the repository; a smoke run writes only to --out.
+const outDir = args.out ?? join(ROOT, 'bench', 'results');
+const docsDir = args.out ?? join(ROOT, 'docs');
+const jsonPath = join(outDir, smoke ? 'smoke.json' : 'latest.json');
+const chartPath = join(docsDir, 'benchmarks.svg');
+const markdownPath = join(docsDir, 'benchmarks.md');
+
+const config = loadConfig();
+const log = createLogger(config.logLevel, { component: 'bench' });
+const startedAt = new Date();
+const clock = performance.now();
+const runId = `bench_${startedAt.getTime().toString(36)}`;
+const names = {
+  database: `spendstream_${runId}`,
+  topic: `${runId}_purchases`,
+  deadLetters: `${runId}_dead_letters`,
+  baselineTopic: `${runId}_baseline`,
+  referenceTopic: `${runId}_reference`,
+  redisPrefix: `${runId}:`,
+};
+const databaseUrl = (database: string) => {
+  const url = new URL(config.postgres.url);
+  url.pathname = `/${database}`;
+  return url.toString();
+};
+const USERS = smoke ? 1_000 : 10_000;
+
+const infrastructure = await ensureInfrastructure(config, log);
+const running = new Set<ServiceProcess>();
+const stopService = async (service: ServiceProcess | undefined) => {
+  if (service === undefined) return;
+  running.delete(service);
+  await service.stop();
+};
+
+/** Removes everything the run created: processes, database, topics, Redis keys. */
+const cleanUp = async () => {
+  await Promise.all([...running].map((service) => stopService(service)));
+  const admin = await createPostgresPool({ url: databaseUrl('postgres'), poolSize: 1 });
+  await admin
+    .query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([names.database])} WITH (FORCE)`)
+    .catch((error: unknown) => log.warn('could not drop the bench database', { error }));
+  await admin.end();
+  const kafka = new Kafka({ brokers: [...config.kafka.brokers], clientId: 'spendstream-bench' });
+  const kafkaAdmin = kafka.admin();
+  try {
+    await kafkaAdmin.connect();
+    const existing = new Set(await kafkaAdmin.listTopics());
+    const topics = [names.topic, names.deadLetters, names.baselineTopic, names.referenceTopic];
+    await kafkaAdmin.deleteTopics({ topics: topics.filter((topic) => existing.has(topic)) });
+  } catch (error) {
+    log.warn('could not delete the bench topics', { error });
+  } finally {
+    await kafkaAdmin.disconnect();
+  }
+  const redis = createRedis({ url: config.redis.url });
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${names.redisPrefix}*`, 'COUNT', 1_000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+  redis.disconnect();
+};
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    log.warn('interrupted: cleaning up');
+    void cleanUp().finally(() => stopAll(infrastructure, log).finally(() => process.exit(130)));
+  });
+}
+
+const versions = async () => {
+  const pool = await createPostgresPool({ url: databaseUrl('postgres'), poolSize: 1 });
+  const postgres = await pool.oneFirst(
+    sql.type(z.object({ v: z.string() }))`SELECT current_setting('server_version') AS v`,
+  );
+  await pool.end();
+  const redis = createRedis({ url: config.redis.url });
+  const info = await redis.info('server');
+  redis.disconnect();
+  const pom = readFileSync(join(ROOT, 'scripts', 'kafka', 'pom.xml'), 'utf8');
+  return {
+    postgres,
+    redis: /redis_version:(\S+)/.exec(info)?.[1],
+    kafka: /<kafka\.version>([^<]+)</.exec(pom)?.[1],
+  };
+};
+
+/** Ports and names of one spendstream deployment under test. */
+const ports = { ws: await freePort(), grpc: await freePort() };
+const wsUrl = `ws://127.0.0.1:${ports.ws}/ws`;
+const grpcAddress = `127.0.0.1:${ports.grpc}`;
+const serviceEnv = (topic: string, extra: Record<string, string> = {}) => ({
+  DATABASE_URL: databaseUrl(names.database),
+  KAFKA_TOPIC: topic,
+  KAFKA_DEAD_LETTER_TOPIC: names.deadLetters,
+  REDIS_KEY_PREFIX: names.redisPrefix,
+  WALLET_GROUP_ID: `${topic}_wallet`,
+  WS_HOST: '127.0.0.1',
+  WS_PORT: String(ports.ws),
+  GRPC_HOST: '127.0.0.1',
+  GRPC_PORT: String(ports.grpc),
+  LOG_LEVEL: 'info',
+  ...extra,
+});
+const startIngest = async (extra: Record<string, string> = {}) => {
+  const service = await startService(
+    'ingest',
+    join(ROOT, 'src', 'ingest.ts'),
+    serviceEnv(names.topic, extra),
+    'ingest service listening',
+  );
+  running.add(service);
+  return service;
+};
+const startWallet = async () => {
+  const service = await startService(
+    'wallet',
+    join(ROOT, 'src', 'wallet.ts'),
+    serviceEnv(names.topic),
+    'wallet service serving',
+  );
+  running.add(service);
+  return service;
+};
+
+let runs = 0;
+const load = async (
+  label: string,
+  settings: Omit<LoadSettings, 'seconds' | 'users'> & { seconds?: number },
+  server?: ServiceProcess,
+  extra: Partial<LoadOptions> = {},
+): Promise<LoadResult> => {
+  runs += 1;
+  server?.resetPeakRss();
+  const result = await runLoad({
+    url: wsUrl,
+    users: USERS,
+    seconds,
+    warmupSeconds,
+    idPrefix: `${runId}-${runs}`,
+    userPrefix: 'bench-user-',
+    ...settings,
+    ...extra,
+  });
+  const peakRssMiB = server?.peakRssMiB();
+  const measured = peakRssMiB === undefined ? result : { ...result, peakRssMiB };
+  const errors = Object.entries(measured.errors)
+    .map(([code, count]) => `${code}=${count}`)
+    .join(' ');
+  console.log(
+    `${label.padEnd(34)} ${String(measured.throughput).padStart(7)} purchases/s  ` +
+      `p50 ${measured.latency.p50} ms  p99 ${measured.latency.p99} ms  max ${measured.latency.max} ms` +
+      (peakRssMiB === undefined ? '' : `  rss ${peakRssMiB} MiB`) +
+      (errors === '' ? '' : `  errors ${errors}`),
+  );
+  return measured;
+};
+
+const main = async (): Promise<BenchReport> => {
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${type()} ${release()}`,
+    ...(await versions()),
+  };
+  console.log(
+    `spendstream bench ${smoke ? '(smoke) ' : ''}on ${machine.cpus} × ${machine.cpuModel}`,
+  );
+
+  const references = await measureReferences({
+    databaseUrl: databaseUrl(names.database),
+    redisUrl: config.redis.url,
+    redisPrefix: names.redisPrefix,
+    kafkaBrokers: config.kafka.brokers,
+    kafkaTopic: names.referenceTopic,
+    partitions: config.kafka.topicPartitions,
+    seconds: smoke ? 0.5 : 3,
+  }).catch(async (error: unknown) => {
+    // The database must exist first; create it and try once more.
+    log.debug('creating the bench database', { error });
+    const { pool } = await openMigratedDatabase({ url: databaseUrl(names.database) });
+    await pool.end();
+    return measureReferences({
+      databaseUrl: databaseUrl(names.database),
+      redisUrl: config.redis.url,
+      redisPrefix: names.redisPrefix,
+      kafkaBrokers: config.kafka.brokers,
+      kafkaTopic: names.referenceTopic,
+      partitions: config.kafka.topicPartitions,
+      seconds: smoke ? 0.5 : 3,
+    });
+  });
+  for (const reference of references) {
+    console.log(
+      `reference ${reference.name.padEnd(24)} ${String(reference.perSecond).padStart(9)}/s  ${reference.description}`,
+    );
+  }
+
+  // spendstream, default settings, the wallet consuming alongside.
+  let ingest = await startIngest();
+  const wallet = await startWallet();
+  const peak = await load(
+    'peak (array frames)',
+    { connections: 8, window: 2_000, frameSize: 100 },
+    ingest,
+  );
+  const single = await load(
+    'single-purchase frames',
+    { connections: 8, window: 500, frameSize: 1 },
+    ingest,
+  );
+  const halfRateTarget = Math.max(100, Math.round(peak.throughput / 2));
+  const [halfRate, freshness] = await Promise.all([
+    load(
+      'half the peak rate',
+      { connections: 8, window: 5_000, frameSize: 100, rate: halfRateTarget },
+      ingest,
+    ),
+    runFreshness({
+      wsUrl,
+      grpcAddress,
+      userPrefix: `${runId}-probe-`,
+      users: 20,
+      idPrefix: `${runId}-probe`,
+      seconds: warmupSeconds + seconds,
+      intervalMs: 50,
+      timeoutMs: 10_000,
+    }),
+  ]);
+  console.log(
+    `freshness                          ${freshness.probes} probes  p50 ${freshness.latency.p50} ms  p99 ${freshness.latency.p99} ms  timed out ${freshness.timedOut}`,
+  );
+  const overload = await load(
+    'overload (4× the admission limit)',
+    { connections: 16, window: 12_500, frameSize: 500 },
+    ingest,
+  );
+  const grpcUsers = Array.from({ length: USERS }, (_, i) => `bench-user-${i}`);
+  const grpc = await runGrpcLoad({
+    address: grpcAddress,
+    callers: 64,
+    connections: 4,
+    servers: 1,
+    seconds,
+    warmupSeconds,
+    users: grpcUsers,
+  });
+  console.log(
+    `GetBalance                         ${grpc.callsPerSecond} calls/s  p50 ${grpc.latency.p50} ms  p99 ${grpc.latency.p99} ms  errors ${grpc.errors}`,
+  );
+
+  const sweepSeconds = Math.max(1, Math.round(seconds / 2));
+  const connectionsSweep: SweepPoint[] = [];
+  const windows: Array<[number, number]> = smoke
+    ? [
+        [1, 200],
+        [8, 2_000],
+      ]
+    : [
+        [1, 200],
+        [2, 500],
+        [4, 1_000],
+        [8, 2_000],
+        [16, 2_000],
+        [32, 1_000],
+      ];
+  for (const [connections, window] of windows) {
+    const label = `${connections} conn × ${window}`;
+    const result = await load(
+      `sweep ${label}`,
+      { connections, window, frameSize: 100, seconds: sweepSeconds },
+      ingest,
+    );
+    connectionsSweep.push({ label, result });
+  }
+
+  const batchSweep: SweepPoint[] = [];
+  const batches: Array<[number, number]> = smoke
+    ? [
+        [100, 2],
+        [1_000, 5],
+      ]
+    : [
+        [100, 1],
+        [250, 2],
+        [500, 5],
+        [1_000, 5],
+        [2_000, 10],
+        [5_000, 20],
+      ];
+  for (const [batchMaxSize, batchMaxWaitMs] of batches) {
+    await stopService(ingest);
+    ingest = await startIngest({
+      INGEST_BATCH_MAX_SIZE: String(batchMaxSize),
+      INGEST_BATCH_MAX_WAIT_MS: String(batchMaxWaitMs),
+    });
+    const label = `batch ${batchMaxSize} / ${batchMaxWaitMs} ms`;
+    const result = await load(
+      `sweep ${label}`,
+      { connections: 8, window: 2_000, frameSize: 100, seconds: sweepSeconds },
+      ingest,
+    );
+    batchSweep.push({ label, batchMaxSize, batchMaxWaitMs, result });
+  }
+  await stopService(ingest);
+  await stopService(wallet);
+
+  // The per-message design, same machine, same load, straight after.
+  const baselineIngest = await startService(
+    'baseline ingest',
+    join(ROOT, 'bench', 'baseline', 'ingest.ts'),
+    serviceEnv(names.baselineTopic),
+    'baseline ingest listening',
+  );
+  running.add(baselineIngest);
+  const baselineWallet = await startService(
+    'baseline wallet',
+    join(ROOT, 'bench', 'baseline', 'wallet.ts'),
+    serviceEnv(names.baselineTopic),
+    'baseline wallet consuming',
+  );
+  running.add(baselineWallet);
+  const baseline = await load(
+    'baseline, single-purchase frames',
+    { connections: 8, window: 500, frameSize: 1 },
+    baselineIngest,
+  );
+  await stopService(baselineIngest);
+  await stopService(baselineWallet);
+  const ratio =
+    baseline.throughput === 0 ? 0 : Number((single.throughput / baseline.throughput).toFixed(1));
+  console.log(
+    `spendstream / baseline, same load:  ${ratio}× (${single.throughput} vs ${baseline.throughput} purchases/s)`,
+  );
+
+  return {
+    startedAt: startedAt.toISOString(),
+    durationSeconds: Math.round((performance.now() - clock) / 1_000),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    smoke,
+    machine,
+    peak,
+    halfRate,
+    baseline: { baseline, spendstream: single, ratio },
+    overload,
+    freshness,
+    grpc,
+    sweeps: { batch: batchSweep, connections: connectionsSweep },
+    references,
+  };
+};
+
+let exitCode = 0;
+try {
+  const { pool } = await openMigratedDatabase({ url: databaseUrl(names.database) });
+  await pool.end();
+  const report = await main();
+  mkdirSync(outDir, { recursive: true });
+  mkdirSync(docsDir, { recursive: true });
+  writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(chartPath, renderChart(report));
+  // The hand-written analysis below the page's marker survives a re-run.
+  const analysis = existsSync(markdownPath)
+    ? extractAnalysis(readFileSync(markdownPath, 'utf8'))
+    : undefined;
+  writeFileSync(
+    markdownPath,
+    renderMarkdown(report, {
+      chartPath: relative(docsDir, chartPath),
+      jsonPath: relative(docsDir, jsonPath),
+      ...(analysis === undefined ? {} : { analysis }),
+    }),
+  );
+  console.log(
+    `wrote ${relative(ROOT, jsonPath)}, ${relative(ROOT, markdownPath)}, ${relative(ROOT, chartPath)}`,
+  );
+} catch (error) {
+  if (!interrupted) {
+    log.error('bench failed', { error });
+    exitCode = 1;
+  }
+} finally {
+  if (!interrupted) {
+    await cleanUp();
+    await stopAll(infrastructure, log);
+  }
+}
+process.exit(exitCode);

@@ -1,0 +1,115 @@
+// The figures one `npm run bench` produces. `bench/results/latest.json` holds exactly
+// this shape; `docs/benchmarks.md` and its chart are rendered from it.
+
+/** Latency percentiles in milliseconds, read from an HDR histogram. */
+export interface Percentiles {
+  readonly count: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** How a load run drove the server. */
+export interface LoadSettings {
+  /** WebSocket connections. */
+  readonly connections: number;
+  /** Purchases in flight (sent, not yet answered) per connection. */
+  readonly window: number;
+  /** Purchases per frame: 1 sends single-purchase frames, more sends array frames. */
+  readonly frameSize: number;
+  /** Distinct user ids the purchases are spread over. */
+  readonly users: number;
+  /** Measured seconds (after the warm-up). */
+  readonly seconds: number;
+  /** Purchases per second across all connections; absent when the window alone paces. */
+  readonly rate?: number;
+}
+
+/** One run of the load generator against one server. */
+export interface LoadResult {
+  readonly settings: LoadSettings;
+  /** Acks read per second during the measured seconds. */
+  readonly throughput: number;
+  /** Purchases sent during the measured seconds… */
+  readonly sent: number;
+  /** …of which this many were acked (the rest are in `errors`). */
+  readonly acked: number;
+  /** Error replies by code (`overloaded`, `unavailable`, …). */
+  readonly errors: Readonly<Record<string, number>>;
+  /** From sending a purchase to reading its ack. */
+  readonly latency: Percentiles;
+  /** The server process's peak resident set (VmHWM), MiB, when it was measured. */
+  readonly peakRssMiB?: number;
+}
+
+/** Time from a purchase's ack until `GetBalance` shows it. */
+export interface FreshnessResult {
+  readonly probes: number;
+  readonly latency: Percentiles;
+  /** Probes whose total never showed within the timeout. */
+  readonly timedOut: number;
+}
+
+/** Concurrent `GetBalance` callers. */
+export interface GrpcResult {
+  readonly callers: number;
+  /** gRPC server processes sharing the port. */
+  readonly servers: number;
+  readonly seconds: number;
+  readonly callsPerSecond: number;
+  readonly errors: number;
+  readonly latency: Percentiles;
+}
+
+/** One point of a sweep: the setting varied and what the load run measured. */
+export interface SweepPoint {
+  readonly label: string;
+  readonly batchMaxSize?: number;
+  readonly batchMaxWaitMs?: number;
+  readonly result: LoadResult;
+}
+
+/** A reference measurement of one store on this machine, without spendstream around it. */
+export interface StoreReference {
+  readonly name: string;
+  readonly description: string;
+  readonly perSecond: number;
+}
+
+/** The whole report. */
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  /** The exact command that produced it. */
+  readonly command: string;
+  readonly smoke: boolean;
+  readonly machine: {
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly memoryGiB: number;
+    readonly node: string;
+    readonly os: string;
+    readonly postgres?: string;
+    readonly redis?: string;
+    readonly kafka?: string;
+  };
+  /** The headline: maximum sustained throughput with durable acks (window-paced). */
+  readonly peak: LoadResult;
+  /** A fixed rate at half the peak, for the latency target. */
+  readonly halfRate: LoadResult;
+  /** The per-message design and spendstream under the same single-purchase-frame load. */
+  readonly baseline: {
+    readonly baseline: LoadResult;
+    readonly spendstream: LoadResult;
+    readonly ratio: number;
+  };
+  readonly overload?: LoadResult;
+  readonly freshness: FreshnessResult;
+  readonly grpc: GrpcResult;
+  readonly sweeps: {
+    readonly batch: readonly SweepPoint[];
+    readonly connections: readonly SweepPoint[];
+  };
+  readonly references: readonly StoreReference[];
+}

@@ -77,7 +77,9 @@ export const runLoad = async (options: LoadOptions): Promise<LoadResult> => {
     const parts: string[] = [];
     for (let i = 0; i < count; i += 1) {
       sequence += 1;
-      const id = `${options.idPrefix}-${sequence}`;
+      // Zero-padded, so ids ascend like the time-ordered ids (UUIDv7) clients are told to
+      // use: PostgreSQL appends to its primary key index instead of splitting it throughout.
+      const id = `${options.idPrefix}-${String(sequence).padStart(10, '0')}`;
       const userId = `${options.userPrefix}${sequence % users}`;
       const cents = 1 + (sequence % 9_999);
       pending.set(id, { at: now, userId, cents });
@@ -163,6 +165,8 @@ export const runLoad = async (options: LoadOptions): Promise<LoadResult> => {
     for (const purchase of pending.values()) {
       if (measured(purchase.at)) errors['no_reply'] = (errors['no_reply'] ?? 0) + 1;
     }
+    // Counted once: closing the sockets below must not count them again as closed.
+    pending.clear();
   }
   await Promise.all(
     sockets.map(

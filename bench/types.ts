@@ -104,7 +104,13 @@ export interface BenchReport {
     readonly spendstream: LoadResult;
     readonly ratio: number;
   };
-  readonly overload?: LoadResult;
+  /**
+   * The ingest path alone, the wallet stopped: what ingest does when it has the machine's
+   * CPU to itself (the wallet catches up afterwards).
+   */
+  readonly ingestOnly?: LoadResult;
+  /** Offered loads past the admission limit, to show memory stays bounded. */
+  readonly overload: readonly SweepPoint[];
   readonly freshness: FreshnessResult;
   readonly grpc: GrpcResult;
   readonly sweeps: {

@@ -44,7 +44,7 @@ const settingsShape = z.object({
     .default('user_purchase_dead_letters'),
   INGEST_BATCH_MAX_SIZE: positiveInt.max(10_000).default(1_000),
   INGEST_BATCH_MAX_WAIT_MS: positiveInt.max(10_000).default(5),
-  INGEST_PERSIST_CONCURRENCY: positiveInt.max(32).default(2),
+  INGEST_PERSIST_CONCURRENCY: positiveInt.max(32).default(3),
   INGEST_PUBLISH_MAX_SIZE: positiveInt.max(100_000).default(10_000),
   INGEST_MAX_FRAME_BYTES: positiveInt.default(1_048_576),
   INGEST_MAX_ARRAY_LENGTH: positiveInt.max(10_000).default(1_000),

@@ -55,3 +55,10 @@ export const clearKeyPrefix = async (redis: Redis, prefix: string): Promise<void
   // KEYS returns full names; the client would prefix them again, so strip ours first.
   if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
 };
+
+/**
+ * How much of the reliability suite runs: `reduced` inside `npm test` (short loads, the
+ * scenarios that fit CI's budget), `full` under `npm run test:reliability`.
+ */
+export const reliabilityLevel: 'reduced' | 'full' =
+  process.env['RELIABILITY_LEVEL'] === 'full' ? 'full' : 'reduced';

@@ -113,6 +113,7 @@ export const createWalletStore = (redis: Redis): WalletStore => {
       if (records.length === 0) return NOTHING;
       // Grouping keeps input order, so each partition's offsets stay ascending per user.
       const argvByUser = new Map<string, string[]>();
+      const fields = new Map<number, string>();
       for (const record of records) {
         checkWalletRecord(record);
         let argv = argvByUser.get(record.userId);
@@ -120,7 +121,12 @@ export const createWalletStore = (redis: Redis): WalletStore => {
           argv = [];
           argvByUser.set(record.userId, argv);
         }
-        argv.push(offsetField(topic, record.partition), record.offset, String(record.amountCents));
+        let field = fields.get(record.partition);
+        if (field === undefined) {
+          field = offsetField(topic, record.partition);
+          fields.set(record.partition, field);
+        }
+        argv.push(field, record.offset, String(record.amountCents));
       }
       const pipeline = redis.pipeline() as WalletPipeline;
       // The argv goes as one array (ioredis flattens it): spreading a hot user's records

@@ -87,13 +87,18 @@ function sampleReport(overrides: Partial<BenchReport> = {}): BenchReport {
       }),
       ratio: 11.45,
     },
-    overload: loadResult({
-      settings: { connections: 256, window: 1_024 },
-      throughput: 58_002,
-      latency: { p99: 95.5 },
-      errors: { overloaded: 12_345, unavailable: 0 },
-      peakRssMiB: 612.4,
-    }),
+    overload: [
+      {
+        label: '4× the admission limit',
+        result: loadResult({
+          settings: { connections: 256, window: 1_024 },
+          throughput: 58_002,
+          latency: { p99: 95.5 },
+          errors: { overloaded: 12_345, unavailable: 0 },
+          peakRssMiB: 612.4,
+        }),
+      },
+    ],
     freshness: {
       probes: 200,
       latency: { count: 200, p50: 41.2, p90: 98.7, p99: 212.3, max: 288.9 },
@@ -334,7 +339,7 @@ describe('renderMarkdown', () => {
     assert.deepEqual(rows.get(TARGET_NAMES[3] ?? ''), ['212 ms', 'yes']);
     assert.deepEqual(rows.get(TARGET_NAMES[4] ?? ''), ['24,310 calls/s, p99 6.4 ms', 'yes']);
     assert.deepEqual(rows.get(TARGET_NAMES[5] ?? ''), [
-      'peak RSS 612 MiB under overload, 540 MiB in the peak run',
+      'peak RSS 612 MiB (4× the admission limit); 540 MiB in the peak run',
       'not judged',
     ]);
   });
@@ -370,7 +375,7 @@ describe('renderMarkdown', () => {
   });
 
   test('prints n/a for memory without an overload run', () => {
-    const rows = targets(renderMarkdown(sampleReport({ overload: undefined }), OPTIONS));
+    const rows = targets(renderMarkdown(sampleReport({ overload: [] }), OPTIONS));
     assert.deepEqual(rows.get(TARGET_NAMES[5] ?? ''), ['n/a', 'not judged']);
   });
 
@@ -426,7 +431,10 @@ describe('renderMarkdown', () => {
       markdown,
       /^\| Half rate +\| .*\| +30,000 \| +29,998 \| +7\.3 \| +12 \| +22 \| +64 \|/m,
     );
-    assert.match(markdown, /^\| Overload +\| .*\| overloaded 12,345 \| +612 MiB \|$/m);
+    assert.match(
+      markdown,
+      /^\| Overload, 4× the admission limit +\| .*\| overloaded 12,345 \| +612 MiB \|$/m,
+    );
     assert.match(markdown, /\*\*11\.4x\*\* the throughput/);
     assert.match(markdown, /^\| +200 \| +41 \| +99 \| +212 \| +289 \| +0 \|$/m);
     assert.match(

@@ -54,6 +54,7 @@ export const measureReferences = async (t: ReferenceTargets): Promise<StoreRefer
     const batch = 1_000;
     references.push({
       name: 'postgres-multi-row',
+      mode: 'batched',
       description: `PostgreSQL, one ${batch}-row unnest INSERT per transaction, one connection`,
       perSecond: await rate(t.seconds, 1, batch, async (n) => {
         const rows = Array.from({ length: batch }, (_, i) => row(n, i));
@@ -64,6 +65,7 @@ export const measureReferences = async (t: ReferenceTargets): Promise<StoreRefer
     });
     references.push({
       name: 'postgres-single-row',
+      mode: 'single',
       description: 'PostgreSQL, one single-row INSERT per transaction, 8 connections',
       perSecond: await rate(t.seconds, 8, 1, async (n) => {
         const [id, userId, amount] = row(n, -1);
@@ -87,6 +89,7 @@ export const measureReferences = async (t: ReferenceTargets): Promise<StoreRefer
     for (const size of [1_000, 1]) {
       references.push({
         name: size === 1 ? 'kafka-single' : 'kafka-batched',
+        mode: size === 1 ? 'single' : 'batched',
         description:
           size === 1
             ? 'Kafka (kafkajs), one message per acks=all send, sends one after another'
@@ -111,6 +114,7 @@ export const measureReferences = async (t: ReferenceTargets): Promise<StoreRefer
     const size = 1_000;
     references.push({
       name: 'redis-pipelined',
+      mode: 'batched',
       description: `Redis (ioredis), HINCRBY in pipelines of ${size}, one connection`,
       perSecond: await rate(t.seconds, 1, size, async () => {
         const pipeline = redis.pipeline();
@@ -120,6 +124,7 @@ export const measureReferences = async (t: ReferenceTargets): Promise<StoreRefer
     });
     references.push({
       name: 'redis-single',
+      mode: 'single',
       description: 'Redis (ioredis), one HINCRBY per round trip, one connection',
       perSecond: await rate(t.seconds, 1, 1, async (n) => {
         await redis.hincrby(`ref:{u${n % 1_000}}`, 'total', 1_234);

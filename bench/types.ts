@@ -73,6 +73,8 @@ export interface SweepPoint {
 /** A reference measurement of one store on this machine, without spendstream around it. */
 export interface StoreReference {
   readonly name: string;
+  /** Batched, as spendstream uses the store, or one operation per purchase, as the baseline. */
+  readonly mode: 'batched' | 'single';
   readonly description: string;
   readonly perSecond: number;
 }

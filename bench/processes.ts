@@ -40,8 +40,9 @@ const vmHwmKiB = (pid: number): number | undefined => {
 };
 
 /**
- * Starts `node <entry>` with the environment plus `env`, and resolves once a line of its
- * output contains `ready`; rejects with its last output if it exits or is not ready in time.
+ * Starts `node [nodeArgs] <entry>` with the environment plus `env`, and resolves once a
+ * line of its output contains `ready`; rejects with its last output if it exits or is not
+ * ready in time.
  */
 export const startService = (
   name: string,
@@ -49,9 +50,10 @@ export const startService = (
   env: Readonly<Record<string, string>>,
   ready: string,
   timeoutMs = 60_000,
+  nodeArgs: readonly string[] = [],
 ): Promise<ServiceProcess> =>
   new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, [entry], {
+    const child: ChildProcess = spawn(process.execPath, [...nodeArgs, entry], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

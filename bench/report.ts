@@ -588,6 +588,7 @@ export function renderMarkdown(report: BenchReport, options: RenderMarkdownOptio
     'Each store measured on this machine without spendstream around it, to show which stage ' +
       'limits a target.',
     referencesTable(report),
+    ...profilesSection(report),
     '## Where the limits are',
     limits(report),
   ];
@@ -595,6 +596,33 @@ export function renderMarkdown(report: BenchReport, options: RenderMarkdownOptio
   return (
     `${blocks.join('\n\n')}\n\n${ANALYSIS_MARKER}\n` + (analysis === '' ? '' : `\n${analysis}\n`)
   );
+}
+
+/** With `--profile`: the heaviest packages and functions of each profiled process. */
+function profilesSection(report: BenchReport): string[] {
+  const profiles = report.profiles ?? [];
+  if (profiles.length === 0) return [];
+  return [
+    '## Where the CPU goes',
+    'Self time in the CPU profiles (`node --cpu-prof`) of the ingest and wallet processes ' +
+      'over the runs above; each `.cpuprofile` opens as a flame graph in Chrome DevTools or ' +
+      'speedscope.',
+    ...profiles.flatMap((profile) => [
+      `### ${mdText(profile.service)} (${formatCount(profile.seconds)} s of samples)`,
+      mdTable(
+        [left('Package'), right('Self %'), left('Function'), right('Self %')],
+        Array.from(
+          { length: Math.max(profile.byPackage.length, profile.byFunction.length) },
+          (_, i) => [
+            mdText(profile.byPackage[i]?.name ?? ''),
+            profile.byPackage[i] === undefined ? '' : `${profile.byPackage[i]?.percent}`,
+            mdText(profile.byFunction[i]?.name ?? ''),
+            profile.byFunction[i] === undefined ? '' : `${profile.byFunction[i]?.percent}`,
+          ],
+        ),
+      ),
+    ]),
+  ];
 }
 
 /** The hand-written analysis of an existing page, to carry over when re-rendering it. */

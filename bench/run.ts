@@ -1,7 +1,7 @@
 // `npm run bench`: runs spendstream and the per-message baseline on this machine under the
 // same load generator, and writes every figure to a JSON file, docs/benchmarks.md and a
 // chart. `npm run bench -- --smoke --out DIR` is the short run the test suite does.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem, type } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +19,7 @@ import { runFreshness } from './freshness.ts';
 import { runGrpcLoad } from './grpcLoad.ts';
 import { runLoad, type LoadOptions } from './loadgen.ts';
 import { freePort, startService, type ServiceProcess } from './processes.ts';
+import { summariseProfile } from './profile.ts';
 import { measureReferences } from './references.ts';
 import { extractAnalysis, renderChart, renderMarkdown } from './report.ts';
 import type { BenchReport, LoadResult, LoadSettings, SweepPoint } from './types.ts';
@@ -28,6 +29,8 @@ const { values: args } = parseArgs({
     smoke: { type: 'boolean', default: false },
     seconds: { type: 'string' },
     out: { type: 'string' },
+    // CPU profiles of the ingest and wallet processes during the main runs.
+    profile: { type: 'boolean', default: false },
   },
 });
 const smoke = args.smoke;
@@ -142,26 +145,51 @@ const serviceEnv = (topic: string, extra: Record<string, string> = {}) => ({
   LOG_LEVEL: 'info',
   ...extra,
 });
-const startIngest = async (extra: Record<string, string> = {}) => {
+const profileDir = join(outDir, 'profiles');
+const profiling = (on: boolean) =>
+  args.profile && on ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+const startIngest = async (extra: Record<string, string> = {}, profile = false) => {
   const service = await startService(
     'ingest',
     join(ROOT, 'src', 'ingest.ts'),
     serviceEnv(names.topic, extra),
     'ingest service listening',
+    60_000,
+    profiling(profile),
   );
   running.add(service);
   return service;
 };
-const startWallet = async () => {
+const startWallet = async (profile = false) => {
   const service = await startService(
     'wallet',
     join(ROOT, 'src', 'wallet.ts'),
     serviceEnv(names.topic),
     'wallet service serving',
+    60_000,
+    profiling(profile),
   );
   running.add(service);
   return service;
 };
+
+/** Summaries of the profiles the first ingest and wallet processes wrote on exit. */
+const summariseProfiles = (pids: Record<string, number>) =>
+  Object.entries(pids).flatMap(([service, pid]) => {
+    const files = existsSync(profileDir)
+      ? readdirSync(profileDir).filter((file) => file.includes(`.${pid}.`))
+      : [];
+    return files.map((file) => {
+      const summary = summariseProfile(join(profileDir, file));
+      console.log(
+        `profile of ${service} (${summary.seconds} s of samples): ${relative(ROOT, summary.file)}`,
+      );
+      for (const entry of summary.byPackage.slice(0, 10)) {
+        console.log(`  ${String(entry.percent).padStart(5)}%  ${entry.name}`);
+      }
+      return { service, ...summary, file: relative(ROOT, summary.file) };
+    });
+  });
 
 let runs = 0;
 const load = async (
@@ -239,8 +267,9 @@ const main = async (): Promise<BenchReport> => {
   }
 
   // spendstream, default settings, the wallet consuming alongside.
-  let ingest = await startIngest();
-  const wallet = await startWallet();
+  let ingest = await startIngest({}, true);
+  const wallet = await startWallet(true);
+  const profiled = { ingest: ingest.pid, wallet: wallet.pid };
   // A cold process (JIT, pools, the wallet joining its group) is not what is measured.
   await load('warm-up (not reported)', {
     connections: 4,
@@ -361,6 +390,7 @@ const main = async (): Promise<BenchReport> => {
   // The ingest path with the machine to itself; the wallet catches up afterwards.
   await stopService(wallet);
   await stopService(ingest);
+  const profiles = args.profile ? summariseProfiles(profiled) : undefined;
   ingest = await startIngest();
   const ingestOnly = await load(
     'ingest alone (wallet stopped)',
@@ -407,6 +437,7 @@ const main = async (): Promise<BenchReport> => {
     halfRate,
     baseline: { baseline, spendstream: single, ratio },
     ingestOnly,
+    ...(profiles === undefined ? {} : { profiles }),
     overload,
     freshness,
     grpc,

@@ -1,5 +1,6 @@
 // The figures one `npm run bench` produces. `bench/results/latest.json` holds exactly
 // this shape; `docs/benchmarks.md` and its chart are rendered from it.
+import type { ProfileSummary } from './profile.ts';
 
 /** Latency percentiles in milliseconds, read from an HDR histogram. */
 export interface Percentiles {
@@ -111,6 +112,8 @@ export interface BenchReport {
    * CPU to itself (the wallet catches up afterwards).
    */
   readonly ingestOnly?: LoadResult;
+  /** With `--profile`: where the ingest and wallet processes spent their CPU time. */
+  readonly profiles?: readonly (ProfileSummary & { readonly service: string })[];
   /** Offered loads past the admission limit, to show memory stays bounded. */
   readonly overload: readonly SweepPoint[];
   readonly freshness: FreshnessResult;

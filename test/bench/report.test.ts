@@ -491,6 +491,33 @@ describe('renderMarkdown', () => {
     assert.equal(extractAnalysis('# No marker'), undefined);
   });
 
+  test('shows where the CPU went only when the run was profiled', () => {
+    assert.doesNotMatch(renderMarkdown(sampleReport(), OPTIONS), /Where the CPU goes/);
+    const profiled = sampleReport({
+      profiles: [
+        {
+          service: 'ingest',
+          file: 'bench/results/profiles/CPU.1.cpuprofile',
+          seconds: 120,
+          byPackage: [
+            { name: 'kafkajs', percent: 18.6 },
+            { name: '(garbage collector)', percent: 7 },
+          ],
+          byFunction: [
+            { name: 'decodeFrameText src/streams/operators/decodeFrame.ts:58', percent: 2.5 },
+          ],
+        },
+      ],
+    });
+    const markdown = renderMarkdown(profiled, OPTIONS);
+    assert.match(markdown, /^### ingest \(120 s of samples\)$/m);
+    assert.match(
+      markdown,
+      /^\| kafkajs +\| +18\.6 \| decodeFrameText src\/streams\/operators\/decodeFrame\.ts:58 \| +2\.5 \|$/m,
+    );
+    assert.match(markdown, /^\| \(garbage collector\) +\| +7 \| +\| +\|$/m);
+  });
+
   test('comes out exactly as prettier formats it', async () => {
     const report = sampleReport();
     const [first, ...rest] = report.sweeps.batch;

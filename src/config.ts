@@ -45,7 +45,7 @@ const settingsShape = z.object({
   INGEST_BATCH_MAX_SIZE: positiveInt.max(10_000).default(1_000),
   INGEST_BATCH_MAX_WAIT_MS: positiveInt.max(10_000).default(5),
   INGEST_PERSIST_CONCURRENCY: positiveInt.max(32).default(3),
-  INGEST_PUBLISH_MAX_SIZE: positiveInt.max(100_000).default(10_000),
+  INGEST_PUBLISH_MAX_BYTES: positiveInt.default(786_432),
   INGEST_MAX_FRAME_BYTES: positiveInt.default(1_048_576),
   INGEST_MAX_ARRAY_LENGTH: positiveInt.max(10_000).default(1_000),
   INGEST_MAX_UNACKED_PER_CONNECTION: positiveInt.default(5_000),
@@ -58,17 +58,14 @@ const settingsShape = z.object({
   OUTBOX_MIN_AGE_MS: z.coerce.number().int().min(0).default(60_000),
 });
 
-const settingsSchema = settingsShape
-  .refine((s) => s.OUTBOX_MIN_AGE_MS >= 2 * s.INGEST_DURABLE_DEADLINE_MS, {
+const settingsSchema = settingsShape.refine(
+  (s) => s.OUTBOX_MIN_AGE_MS >= 2 * s.INGEST_DURABLE_DEADLINE_MS,
+  {
     // Recovery must not race a batch its own pipeline is still saving and publishing.
     path: ['OUTBOX_MIN_AGE_MS'],
     message: 'must be at least twice INGEST_DURABLE_DEADLINE_MS',
-  })
-  .refine((s) => s.INGEST_PERSIST_CONCURRENCY < s.DATABASE_POOL_SIZE, {
-    // Each concurrent save holds a connection; outbox clears and recovery need one too.
-    path: ['INGEST_PERSIST_CONCURRENCY'],
-    message: 'must be less than DATABASE_POOL_SIZE',
-  });
+  },
+);
 
 /** The parsed, frozen settings of one spendstream process. */
 export interface Config {
@@ -88,7 +85,7 @@ export interface Config {
     readonly batchMaxSize: number;
     readonly batchMaxWaitMs: number;
     readonly persistConcurrency: number;
-    readonly publishMaxSize: number;
+    readonly publishMaxBytes: number;
     readonly maxFrameBytes: number;
     readonly maxArrayLength: number;
     readonly maxUnackedPerConnection: number;
@@ -151,7 +148,7 @@ export const loadConfig = (
       batchMaxSize: s.INGEST_BATCH_MAX_SIZE,
       batchMaxWaitMs: s.INGEST_BATCH_MAX_WAIT_MS,
       persistConcurrency: s.INGEST_PERSIST_CONCURRENCY,
-      publishMaxSize: s.INGEST_PUBLISH_MAX_SIZE,
+      publishMaxBytes: s.INGEST_PUBLISH_MAX_BYTES,
       maxFrameBytes: s.INGEST_MAX_FRAME_BYTES,
       maxArrayLength: s.INGEST_MAX_ARRAY_LENGTH,
       maxUnackedPerConnection: s.INGEST_MAX_UNACKED_PER_CONNECTION,

@@ -97,8 +97,12 @@ export const startIngestService = async (
     store,
     publisher,
     batch: { maxSize: config.ingest.batchMaxSize, maxWaitMs: config.ingest.batchMaxWaitMs },
-    persistConcurrency: config.ingest.persistConcurrency,
-    publishMaxSize: config.ingest.publishMaxSize,
+    // Each save holds a pooled connection; the outbox clear and recovery need theirs.
+    persistConcurrency: Math.max(
+      1,
+      Math.min(config.ingest.persistConcurrency, config.postgres.poolSize - 2),
+    ),
+    publishMaxBytes: config.ingest.publishMaxBytes,
     storeCall: {
       attemptTimeoutMs: config.ingest.attemptTimeoutMs,
       retry: { initialDelayMs: 50, maxDelayMs: 1_000, deadlineMs: config.ingest.durableDeadlineMs },

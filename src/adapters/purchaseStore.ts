@@ -7,12 +7,16 @@ import { translatePostgresError } from './postgresErrors.ts';
 
 // Slonik 49 validates nothing at run time by default: these schemas only type the rows,
 // so they cost nothing on the hot path.
-const savedRow = z.object({ batch_id: z.string().nullable(), ids: z.array(z.string()) });
 const storedRow = z.object({
   id: z.string(),
   user_id: z.string(),
   amount: z.string(),
   pending: z.boolean(),
+});
+const savedRow = z.object({
+  batch_id: z.string().nullable(),
+  ids: z.array(z.string()),
+  stored: z.array(storedRow),
 });
 
 const EMPTY: SaveResult = Object.freeze({
@@ -50,51 +54,65 @@ export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
       else unique.set(purchase.id, purchase);
     }
     // Sorted by id, so that two batches saved at once that share ids lock them in the
-    // same order and cannot deadlock.
+    // same order and cannot deadlock; `arrival` keeps the order the outbox entry records.
+    let arrival = 0;
     const tuples = Array.from(unique.values(), (p) => [
       p.id,
       p.userId,
       centsToDecimal(p.amountCents),
+      (arrival += 1),
     ]);
-    tuples.sort((a, b) => ((a[0] ?? '') < (b[0] ?? '') ? -1 : 1));
+    tuples.sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1));
     try {
-      // One statement, so one round trip and one implicit transaction: the purchases and
-      // the outbox entry of those it inserted, with the same created_at.
+      // One statement, so one round trip and one implicit transaction: the purchases, the
+      // outbox entry of those it inserted (same created_at), and — only when some ids
+      // were already stored — those stored purchases as the statement's snapshot saw them,
+      // with whether an outbox entry still holds them.
       const saved = await pool.one(sql.type(savedRow)`
-        WITH inserted AS (
+        WITH input AS (
+          SELECT * FROM ${sql.unnest(tuples, ['text', 'text', 'numeric', 'int4'])}
+            AS input (id, user_id, amount, arrival)
+        ), inserted AS (
           INSERT INTO purchases (id, user_id, amount)
-          SELECT * FROM ${sql.unnest(tuples, ['text', 'text', 'numeric'])}
+          SELECT id, user_id, amount FROM input
           ON CONFLICT (id) DO NOTHING
           RETURNING id
         ), entry AS (
           INSERT INTO outbox (purchase_ids)
-          SELECT array_agg(id) FROM inserted HAVING count(*) > 0
+          SELECT array_agg(input.id ORDER BY input.arrival)
+          FROM inserted JOIN input USING (id)
+          HAVING count(*) > 0
           RETURNING batch_id
+        ), stored AS (
+          SELECT p.id, p.user_id, p.amount::text AS amount, o.batch_id IS NOT NULL AS pending
+          FROM purchases p
+          LEFT JOIN outbox o ON o.created_at = p.created_at AND p.id = ANY(o.purchase_ids)
+          WHERE p.id IN (SELECT id FROM input)
+            AND (SELECT count(*) FROM inserted) < (SELECT count(*) FROM input)
         )
         SELECT (SELECT batch_id::text FROM entry) AS batch_id,
-               coalesce((SELECT array_agg(id) FROM inserted), '{}') AS ids`);
+               coalesce((SELECT array_agg(id) FROM inserted), '{}') AS ids,
+               coalesce((SELECT json_agg(stored) FROM stored), '[]') AS stored`);
       const inserted = new Set(saved.ids);
       const existing = new Map<string, StoredPurchase>();
-      if (inserted.size < purchases.length) {
-        const known = [...unique.keys()].filter((id) => !inserted.has(id));
-        if (known.length > 0) {
-          // A purchase and its outbox entry get the same created_at (now() of the one
-          // transaction that wrote both), so the join finds the entry by time rather than
-          // by searching every pending array for the id, which is slow with a long outbox.
-          const rows = await pool.any(sql.type(storedRow)`
-            SELECT p.id, p.user_id, p.amount, o.batch_id IS NOT NULL AS pending
-            FROM purchases p
-            LEFT JOIN outbox o ON o.created_at = p.created_at AND p.id = ANY(o.purchase_ids)
-            WHERE p.id = ANY(${sql.array(known, 'text')})`);
-          for (const row of rows) existing.set(row.id, toStored(row));
-        }
-        // Later occurrences of an id inserted just now: stored as the first one, and
-        // pending like the rest of this batch. Known without asking PostgreSQL.
-        for (const id of repeated) {
-          const first = unique.get(id);
-          if (first !== undefined && inserted.has(id)) {
-            existing.set(id, { ...first, pendingPublish: true });
-          }
+      for (const row of saved.stored) existing.set(row.id, toStored(row));
+      if (inserted.size + existing.size < unique.size) {
+        // Stored by a transaction that committed after this statement's snapshot was
+        // taken (the insert waited for it): not in the snapshot, so asked for again.
+        const late = [...unique.keys()].filter((id) => !inserted.has(id) && !existing.has(id));
+        const rows = await pool.any(sql.type(storedRow)`
+          SELECT p.id, p.user_id, p.amount, o.batch_id IS NOT NULL AS pending
+          FROM purchases p
+          LEFT JOIN outbox o ON o.created_at = p.created_at AND p.id = ANY(o.purchase_ids)
+          WHERE p.id = ANY(${sql.array(late, 'text')})`);
+        for (const row of rows) existing.set(row.id, toStored(row));
+      }
+      // Later occurrences of an id inserted just now: stored as the first one, and
+      // pending like the rest of this batch. Known without asking PostgreSQL.
+      for (const id of repeated) {
+        const first = unique.get(id);
+        if (first !== undefined && inserted.has(id)) {
+          existing.set(id, { ...first, pendingPublish: true });
         }
       }
       return { outboxId: saved.batch_id, inserted, existing };

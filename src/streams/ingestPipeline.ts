@@ -14,8 +14,8 @@ export interface IngestDeps {
   readonly batch: { readonly maxSize: number; readonly maxWaitMs: number };
   /** Batches saved at once (each its own transaction); 1 by default. */
   readonly persistConcurrency?: number;
-  /** Most purchases one Kafka send carries when waiting batches are coalesced. */
-  readonly publishMaxSize?: number;
+  /** Most bytes (estimated) one Kafka send carries when waiting batches are coalesced. */
+  readonly publishMaxBytes?: number;
   readonly storeCall: Omit<StoreCallConfig, 'scheduler'>;
   readonly scheduler?: SchedulerLike;
 }
@@ -36,13 +36,13 @@ export const ingestPipeline = <R>(
     batch,
     storeCall,
     persistConcurrency = 1,
-    publishMaxSize = Infinity,
+    publishMaxBytes = Infinity,
     scheduler = asyncScheduler,
   }: IngestDeps,
 ): Observable<Outcome<R>[]> =>
   submissions$.pipe(
     batchPurchases<Submission<R>>({ ...batch, scheduler }),
     persistBatch<R>(store, { ...storeCall, concurrency: persistConcurrency, scheduler }),
-    publishBatch<R>(publisher, store, { ...storeCall, maxSendSize: publishMaxSize, scheduler }),
+    publishBatch<R>(publisher, store, { ...storeCall, maxSendBytes: publishMaxBytes, scheduler }),
     resolveOutcomes<R>(),
   );

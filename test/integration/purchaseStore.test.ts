@@ -156,3 +156,36 @@ test('a purchase PostgreSQL refuses fails the whole batch, translated', async ()
     false,
   );
 });
+
+test('the outbox entry lists the purchases in arrival order, whatever their ids', async () => {
+  const batch: Purchase[] = ['order-z', 'order-b', 'order-m', 'order-a'].map((id, i) => ({
+    id,
+    userId: 'order-user',
+    amountCents: 100 + i,
+  }));
+  const result = await store.save(batch);
+  assert.ok(result.outboxId !== null);
+  // Recovery publishes an entry in this order, so a user's purchases keep theirs.
+  assert.deepEqual(await outboxIds(result.outboxId), ['order-z', 'order-b', 'order-m', 'order-a']);
+});
+
+test('saves that run at once and share ids neither deadlock nor lose an answer', async () => {
+  const shared = Array.from({ length: 300 }, (_, i) => ({
+    id: `race-${String(i).padStart(3, '0')}`,
+    userId: `race-user-${i % 5}`,
+    amountCents: 500 + i,
+  }));
+  // The same purchases in opposite orders, plus some of each save's own.
+  const first = [...shared, { id: 'race-own-1', userId: 'race-user-0', amountCents: 1 }];
+  const second = [...shared]
+    .reverse()
+    .concat({ id: 'race-own-2', userId: 'race-user-1', amountCents: 2 });
+  const [a, b] = await Promise.all([store.save(first), store.save(second)]);
+  for (const purchase of shared) {
+    const insertedOnce = Number(a.inserted.has(purchase.id)) + Number(b.inserted.has(purchase.id));
+    assert.equal(insertedOnce, 1, `${purchase.id} inserted by exactly one save`);
+    const other = a.inserted.has(purchase.id) ? b : a;
+    assert.deepEqual(other.existing.get(purchase.id), { ...purchase, pendingPublish: true });
+  }
+  assert.ok(a.inserted.has('race-own-1') && b.inserted.has('race-own-2'));
+});

@@ -16,7 +16,7 @@ import {
 import type { BatchState } from '../types.ts';
 import type { StoreCallConfig } from './callStore.ts';
 import { failBatch } from './failBatch.ts';
-import { publishBatch } from './publishBatch.ts';
+import { estimatedRecordBytes, publishBatch } from './publishBatch.ts';
 
 // Where a call must succeed: a generous deadline (the Kafka send's only attempt gets
 // all of it), so that a busy machine firing timers late does not fail the case.
@@ -44,7 +44,7 @@ const savedBatch = async (
 
 const publish = (
   publisher: PurchasePublisher,
-  store: MemoryPurchaseStore,
+  store: PurchaseStore,
   batches: BatchState<string>[],
   config: StoreCallConfig = fast,
 ): Promise<BatchState<string>[]> =>
@@ -129,7 +129,7 @@ test('batches saved while a send runs go together in the next send, in order', a
   assert.equal(store.outbox.size, 0);
 });
 
-test('a coalesced send carries at most maxSendSize purchases (a bigger batch goes alone)', async () => {
+test('a coalesced send carries at most maxSendBytes (a bigger batch goes alone)', async () => {
   const store = createMemoryPurchaseStore();
   const publisher = createMemoryPurchasePublisher();
   const sends: string[][] = [];
@@ -148,7 +148,14 @@ test('a coalesced send carries at most maxSendSize purchases (a bigger batch goe
     await savedBatch(store, [purchase('i')]),
   ];
   await firstValueFrom(
-    from(batches).pipe(publishBatch<string>(slow, store, { ...fast, maxSendSize: 3 }), toArray()),
+    from(batches).pipe(
+      publishBatch<string>(slow, store, {
+        ...fast,
+        // Room for three of these purchases, not four.
+        maxSendBytes: 3 * estimatedRecordBytes(purchase('a')),
+      }),
+      toArray(),
+    ),
   );
   assert.deepEqual(sends, [['a'], ['b', 'c', 'd'], ['e', 'f', 'g', 'h'], ['i']]);
 });
@@ -181,6 +188,71 @@ test('a failed coalesced send fails every batch it carried and marks none', asyn
     ['a'],
   );
   assert.deepEqual([...store.outbox.keys()], ['2', '3'], 'left for outbox recovery');
+});
+
+test('a publisher and a store that answer synchronously, even by throwing, still work', async () => {
+  const store = createMemoryPurchaseStore();
+  const published: string[] = [];
+  let calls = 0;
+  const immediate: PurchasePublisher = {
+    // Not async: returns (or throws) before the stage's subscribe returns.
+    publish: (purchases) => {
+      calls += 1;
+      if (calls === 1) throw kafkaDown();
+      for (const p of purchases) published.push(p.id);
+      return Promise.resolve();
+    },
+  };
+  const throwingClear: PurchaseStore = {
+    ...store,
+    markPublished: () => {
+      throw new StoreUnavailableError('postgres', 'down');
+    },
+  };
+  const batches = [
+    await savedBatch(store, [purchase('a')]),
+    await savedBatch(store, [purchase('b')]),
+    await savedBatch(store, [purchase('c')]),
+  ];
+  const states = await publish(immediate, throwingClear, batches, short);
+  assert.deepEqual(
+    states.map((state) => state.failure?.code ?? 'published'),
+    ['unavailable', 'published', 'published'],
+  );
+  // b and c arrived while a's send was settling: they went together.
+  assert.deepEqual(published, ['b', 'c']);
+});
+
+test('one outbox clear at a time: entries published meanwhile go in the next one', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  let clearing = 0;
+  let mostClearing = 0;
+  const slowClear: PurchaseStore = {
+    ...store,
+    markPublished: async (ids) => {
+      clearing += 1;
+      mostClearing = Math.max(mostClearing, clearing);
+      await sleep(30);
+      await store.markPublished(ids);
+      clearing -= 1;
+    },
+  };
+  const fastSend: PurchasePublisher = {
+    publish: async (purchases) => {
+      await sleep(5);
+      return publisher.publish(purchases);
+    },
+  };
+  const batches = await Promise.all(
+    ['a', 'b', 'c', 'd'].map(async (id) => savedBatch(store, [purchase(id)])),
+  );
+  await publish(fastSend, slowClear, batches);
+  assert.equal(mostClearing, 1);
+  const clears = store.calls.filter((call) => call.method === 'markPublished');
+  assert.deepEqual(clears[0], { method: 'markPublished', outboxIds: ['1'] });
+  assert.ok(clears.length < 4, 'entries published during a clear were cleared together');
+  assert.equal(store.outbox.size, 0);
 });
 
 test('completion waits for the outbox clear of the last send', async () => {

@@ -1,4 +1,4 @@
-import { catchError, map, Observable, of, type OperatorFunction, type Subscription } from 'rxjs';
+import { catchError, map, Observable, of, Subscription, type OperatorFunction } from 'rxjs';
 import type { PurchasePublisher, PurchaseStore } from '../../adapters/ports.ts';
 import type { Purchase } from '../../purchase.ts';
 import type { BatchState } from '../types.ts';
@@ -8,12 +8,20 @@ import { failBatch } from './failBatch.ts';
 /** Limits of {@link publishBatch}. */
 export interface PublishBatchConfig extends StoreCallConfig {
   /**
-   * Most purchases one producer send carries. Batches saved while a send is running
-   * wait and then go together in one send, up to this many purchases (a single batch
-   * larger than this still goes alone, whole).
+   * Most bytes one producer send carries, by {@link estimatedRecordBytes}. Batches saved
+   * while a send is running wait and then go together in one send up to this size (a
+   * single batch larger than this still goes alone, whole). Keep it under the broker's
+   * `message.max.bytes` (1 MiB by default): all of a send may go to one partition.
    */
-  readonly maxSendSize?: number;
+  readonly maxSendBytes?: number;
 }
+
+/**
+ * An upper estimate of a purchase's record on the wire: key (user id), value (JSON with
+ * id, user id, amount twice) and the purchase-id header, with record overhead.
+ */
+export const estimatedRecordBytes = (purchase: Purchase): number =>
+  2 * (purchase.id.length + purchase.userId.length) + 112;
 
 /** The purchases of a saved batch that this batch inserted, each once, in arrival order. */
 const newlyInserted = <R>(batch: BatchState<R>): Purchase[] => {
@@ -33,6 +41,7 @@ interface Waiting<R> {
   readonly batch: BatchState<R>;
   readonly outboxId: string;
   readonly purchases: Purchase[];
+  readonly bytes: number;
 }
 
 /**
@@ -41,9 +50,9 @@ interface Waiting<R> {
  * Kafka follows arrival order; batches saved while a send runs are coalesced into the
  * next send, so under load a send carries several batches and the producer's per-request
  * cost is paid once for all of them. A batch is emitted as published as soon as Kafka
- * acknowledged it: clearing the outbox is off the reply path, one statement for every
- * entry of a send, and a failed clear is harmless (outbox recovery finds the records in
- * the topic). Completion waits for the last send and clear.
+ * acknowledged it: clearing the outbox is off the reply path, one clear at a time taking
+ * every entry published since the last one, and a failed clear is harmless (outbox
+ * recovery finds the records in the topic). Completion waits for the last send and clear.
  *
  * The send itself is tried once: the idempotent producer already retries it without
  * duplicates, while a second send of the same purchases after an ambiguous failure (a
@@ -54,7 +63,7 @@ export const publishBatch =
   <R>(
     publisher: PurchasePublisher,
     store: PurchaseStore,
-    { maxSendSize = Infinity, ...config }: PublishBatchConfig,
+    { maxSendBytes = Infinity, ...config }: PublishBatchConfig,
   ): OperatorFunction<BatchState<R>, BatchState<R>> =>
   (source) =>
     new Observable<BatchState<R>>((subscriber) => {
@@ -64,45 +73,58 @@ export const publishBatch =
         retry: { ...config.retry, deadlineMs: 0 },
       };
       const waiting: Waiting<R>[] = [];
+      const toClear: string[] = [];
       const running = new Set<Subscription>();
       let sending = false;
+      let clearing = false;
       let sourceDone = false;
 
       const finishIfDone = () => {
-        if (sourceDone && !sending && waiting.length === 0 && running.size === 0) {
+        if (sourceDone && !sending && !clearing && waiting.length === 0) {
           subscriber.complete();
         }
       };
 
-      // Tracks an inner call until it completes, even when it completes synchronously.
+      // Runs an inner call (which never errors) and then `after`, whether the call
+      // completes later or synchronously, inside subscribe.
       const track = (call: Observable<unknown>, after: () => void) => {
-        let done = false;
-        const subscription = call.subscribe({
-          complete: () => {
-            done = true;
-            running.delete(subscription);
-            after();
-          },
-        });
-        if (!done) running.add(subscription);
+        const subscription = new Subscription();
+        running.add(subscription);
+        subscription.add(
+          call.subscribe({
+            complete: () => {
+              running.delete(subscription);
+              after();
+            },
+          }),
+        );
       };
 
-      const clear = (outboxIds: string[]) =>
+      // One clear at a time: entries published meanwhile wait and go in the next one, so
+      // clears never hold more than one pooled connection.
+      const clearNext = () => {
+        if (clearing || toClear.length === 0) return finishIfDone();
+        const outboxIds = toClear.splice(0);
+        clearing = true;
         track(
           callStore('postgres', () => store.markPublished(outboxIds), config).pipe(
             catchError(() => of(undefined)),
           ),
-          finishIfDone,
+          () => {
+            clearing = false;
+            clearNext();
+          },
         );
+      };
 
       const sendNext = () => {
         if (sending || waiting.length === 0) return finishIfDone();
-        let size = 0;
+        let bytes = 0;
         let take = 0;
         while (take < waiting.length) {
-          const next = waiting[take]?.purchases.length ?? 0;
-          if (take > 0 && size + next > maxSendSize) break;
-          size += next;
+          const next = waiting[take]?.bytes ?? 0;
+          if (take > 0 && bytes + next > maxSendBytes) break;
+          bytes += next;
           take += 1;
         }
         const group = waiting.splice(0, take);
@@ -113,7 +135,8 @@ export const publishBatch =
           callStore('kafka', () => publisher.publish(purchases), once).pipe(
             map(() => {
               for (const { batch } of group) subscriber.next({ ...batch, published: true });
-              clear(group.map((w) => w.outboxId));
+              for (const { outboxId } of group) toClear.push(outboxId);
+              clearNext();
             }),
             catchError((error: unknown) => {
               for (const { batch } of group) subscriber.next(failBatch(batch, error));
@@ -131,7 +154,10 @@ export const publishBatch =
         next: (batch) => {
           const outboxId = batch.saved?.outboxId ?? null;
           if (batch.failure !== undefined || outboxId === null) return subscriber.next(batch);
-          waiting.push({ batch, outboxId, purchases: newlyInserted(batch) });
+          const purchases = newlyInserted(batch);
+          let bytes = 0;
+          for (const purchase of purchases) bytes += estimatedRecordBytes(purchase);
+          waiting.push({ batch, outboxId, purchases, bytes });
           sendNext();
         },
         error: (error: unknown) => subscriber.error(error),

@@ -8,7 +8,7 @@ export interface Purchase {
   readonly amountCents: number;
 }
 
-/** Longest `user_id`, in UTF-16 code units, wherever one is accepted. */
+/** Longest `user_id`, in characters (Unicode code points), wherever one is accepted. */
 export const MAX_USER_ID_LENGTH = 128;
 
 // Control characters (C0, DEL, C1) have no business in an identifier and break logs.
@@ -17,6 +17,28 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Whether `text` holds a control character, which no user id may. */
 export const hasControlCharacters = (text: string): boolean => CONTROL.test(text);
+
+const codePoints = (text: string): number => {
+  let count = 0;
+  for (const _ of text) count += 1;
+  return count;
+};
+
+/**
+ * Why `userId` cannot be a user id, or undefined when it can: the one rule the WebSocket
+ * schema and GetBalance share, so every user who can buy can read their total. A lone
+ * surrogate (valid in JSON as `"\ud800"`, but not a character) is refused: PostgreSQL and
+ * Kafka would store it as U+FFFD, merging distinct ids into one.
+ */
+export const userIdProblem = (userId: string): string | undefined => {
+  if (userId.length === 0) return 'must not be empty';
+  if (!userId.isWellFormed()) return 'must be valid Unicode (no lone surrogates)';
+  if (codePoints(userId) > MAX_USER_ID_LENGTH) {
+    return `must be at most ${MAX_USER_ID_LENGTH} characters`;
+  }
+  if (hasControlCharacters(userId)) return 'must not contain control characters';
+  return undefined;
+};
 
 /** Largest amount one purchase may carry: 1,000,000.00. */
 export const MAX_AMOUNT_CENTS = 100_000_000;

@@ -7,7 +7,10 @@ import { createLogger, type Logger } from './logger.ts';
  */
 export const runService = async (
   name: string,
-  start: (config: Config, logger: Logger) => Promise<{ stop(): Promise<void> }>,
+  start: (
+    config: Config,
+    logger: Logger,
+  ) => Promise<{ stop(): Promise<void>; readonly failure?: Promise<Error> }>,
 ): Promise<void> => {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, { service: name });
@@ -24,6 +27,11 @@ export const runService = async (
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    // A service that had to stop by itself exits non-zero, for its supervisor to restart.
+    void service.failure?.then((error) => {
+      logger.error(`${name} service stopped itself`, { error });
+      process.exit(1);
+    });
   } catch (error) {
     logger.error(`${name} service failed to start`, { error });
     process.exit(1);

@@ -10,7 +10,7 @@ import {
   createWalletConsumer,
   rewindGroup,
 } from './adapters/walletConsumer.ts';
-import { createWalletStore } from './adapters/walletStore.ts';
+import { createWalletStore, deleteAllTotals } from './adapters/walletStore.ts';
 import type { Config } from './config.ts';
 import { SpendstreamError } from './errors.ts';
 import type { Logger } from './logger.ts';
@@ -27,6 +27,11 @@ export interface WalletService {
   readonly stats: { applied: number; skipped: number; poison: number };
   /** Stops consuming (the batch in hand is applied and committed), then closes all. */
   stop(): Promise<void>;
+  /**
+   * Settles if the service had to stop by itself — Redis lost the totals while it ran —
+   * once it has stopped. Its process should then exit, so that the next start replays.
+   */
+  readonly failure: Promise<Error>;
 }
 
 /**
@@ -61,7 +66,13 @@ export const startWalletService = async (
           'stop every wallet instance, then start them again to replay the topic',
       );
     }
-    logger.info('Redis holds no totals for the topic: replaying it from the start', { topic });
+    // Hashes written since Redis lost its data (by a wallet that ran on meanwhile) hold
+    // offsets that would make the replay skip everything before them: start from nothing.
+    const deleted = await deleteAllTotals(redis);
+    logger.info('Redis holds no totals for the topic: replaying it from the start', {
+      topic,
+      partialTotalsDeleted: deleted,
+    });
     await store.markInitialised(topic);
   }
   await admin.disconnect();
@@ -128,7 +139,32 @@ export const startWalletService = async (
     { host: config.grpc.host, port: config.grpc.port },
     { reader: createBalanceReader(readerRedis), isServing, logger },
   );
-  const health = setInterval(() => grpc.setServing(isServing()), 1_000);
+  let stopping: Promise<void> | undefined;
+  let lostTotals = false;
+  let reportFailure: (error: Error) => void = () => undefined;
+  const failure = new Promise<Error>((resolve) => {
+    reportFailure = resolve;
+  });
+  const health = setInterval(() => {
+    grpc.setServing(isServing() && !lostTotals);
+    // Redis restarted empty under us: the totals are gone and going on would serve and
+    // build on partial ones. Exit; the next start finds no totals and replays the topic.
+    store.isInitialised(topic).then(
+      (initialised) => {
+        if (initialised || lostTotals || failed) return;
+        lostTotals = true;
+        logger.error('Redis lost the totals; stopping so that a restart rebuilds them', {
+          topic,
+        });
+        void (stopping ??= stop()).finally(() =>
+          reportFailure(
+            new SpendstreamError('unavailable', `Redis lost the wallet totals of ${topic}`),
+          ),
+        );
+      },
+      () => undefined,
+    );
+  }, 1_000);
   health.unref();
   logger.info('wallet service serving', {
     grpc: `${config.grpc.host}:${grpc.port}`,
@@ -136,7 +172,6 @@ export const startWalletService = async (
     groupId,
   });
 
-  let stopping: Promise<void> | undefined;
   const stop = async () => {
     clearInterval(health);
     grpc.setServing(false);
@@ -158,5 +193,6 @@ export const startWalletService = async (
     stats,
     // A second signal (Ctrl-C reaches every process of the group) joins the first stop.
     stop: () => (stopping ??= stop()),
+    failure,
   };
 };

@@ -197,7 +197,12 @@ export const createPurchasePublisher = ({
       acknowledged = await (await producer).send({ topic, acks: -1, messages });
     } catch (error) {
       await discard(producer);
-      throw translateKafkaError(error);
+      const translated = translateKafkaError(error);
+      // Whatever Kafka answered (a coordinator still loading after a restart, a refusal),
+      // the purchases are committed: outbox recovery publishes them, and the client may
+      // retry with the same ids. That is `unavailable`, not `internal`.
+      if (translated.code !== 'internal') throw translated;
+      throw new StoreUnavailableError('kafka', translated.message, { cause: error });
     }
     for (const record of acknowledged) {
       if (record.errorCode === 0) expected.delete(record.partition);

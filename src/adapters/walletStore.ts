@@ -172,6 +172,32 @@ export const createWalletStore = (redis: Redis): WalletStore => {
   };
 };
 
+/**
+ * Deletes every user's hash (`wallet:{…}`) under the client's key prefix, one SCAN page at
+ * a time; returns how many it deleted. Used before replaying a topic into a Redis that lost
+ * its totals: hashes written since the loss hold offsets that would make the replay skip
+ * the records before them.
+ */
+export const deleteAllTotals = async (redis: Redis, pageSize = 1_000): Promise<number> => {
+  const prefix = redis.options.keyPrefix ?? '';
+  const pages = redis.scanStream({
+    match: `${escapeGlob(`${prefix}wallet:{`)}*}`,
+    type: 'hash',
+    count: pageSize,
+  }) as AsyncIterable<string[]>;
+  let deleted = 0;
+  try {
+    for await (const keys of pages) {
+      if (keys.length === 0) continue;
+      // UNLINK gets the client's prefix added again, so it takes the keys without it.
+      deleted += await redis.unlink(...keys.map((key) => key.slice(prefix.length)));
+    }
+  } catch (error) {
+    throw translateRedisError(error);
+  }
+  return deleted;
+};
+
 const INTEGER = /^-?\d+$/;
 
 // SCAN's MATCH is a glob: a key prefix holding *, ?, [ or \ must match itself literally.

@@ -1,11 +1,5 @@
 import { z } from 'zod';
-import {
-  decimalToCents,
-  hasControlCharacters,
-  MAX_AMOUNT_CENTS,
-  MAX_USER_ID_LENGTH,
-  numberToCents,
-} from '../purchase.ts';
+import { decimalToCents, MAX_AMOUNT_CENTS, numberToCents, userIdProblem } from '../purchase.ts';
 
 const amountCents = z
   .union([z.number(), z.string()], { error: 'must be a JSON number or a decimal string' })
@@ -32,11 +26,10 @@ const amountCents = z
  * Unknown fields are ignored, as the Go proof of concept ignored them.
  */
 export const purchaseSchema = z.object({
-  user_id: z
-    .string({ error: 'must be a string' })
-    .min(1, 'must not be empty')
-    .max(MAX_USER_ID_LENGTH, `must be at most ${MAX_USER_ID_LENGTH} characters`)
-    .refine((value) => !hasControlCharacters(value), 'must not contain control characters'),
+  user_id: z.string({ error: 'must be a string' }).superRefine((value, ctx) => {
+    const problem = userIdProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   amount: amountCents,
   id: z
     .string({ error: 'must be a string' })

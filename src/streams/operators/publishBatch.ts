@@ -9,9 +9,10 @@ import { failBatch } from './failBatch.ts';
 export interface PublishBatchConfig extends StoreCallConfig {
   /**
    * Most bytes one producer send carries, by {@link estimatedRecordBytes}. Batches saved
-   * while a send is running wait and then go together in one send up to this size (a
-   * single batch larger than this still goes alone, whole). Keep it under the broker's
-   * `message.max.bytes` (1 MiB by default): all of a send may go to one partition.
+   * while a send is running wait and then go together in one send up to this size; a
+   * batch larger than this alone goes in several sends, one after the other. Keep it under
+   * the broker's `message.max.bytes` (1 MiB by default): all of a send may go to one
+   * partition.
    */
   readonly maxSendBytes?: number;
 }
@@ -35,6 +36,25 @@ const newlyInserted = <R>(batch: BatchState<R>): Purchase[] => {
     }
   }
   return purchases;
+};
+
+/** Cuts `purchases`, in order, into runs of at most `maxBytes` (at least one purchase each). */
+const chunksOf = (purchases: Purchase[], maxBytes: number): Purchase[][] => {
+  const chunks: Purchase[][] = [];
+  let chunk: Purchase[] = [];
+  let bytes = 0;
+  for (const purchase of purchases) {
+    const size = estimatedRecordBytes(purchase);
+    if (chunk.length > 0 && bytes + size > maxBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(purchase);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 };
 
 interface Waiting<R> {
@@ -117,6 +137,13 @@ export const publishBatch =
         );
       };
 
+      // One send, or several in order when the purchases are more than one send may carry;
+      // if one fails, the batches fail and outbox recovery publishes what Kafka lacks.
+      const publishAll = async (purchases: Purchase[]) => {
+        if (maxSendBytes === Infinity) return publisher.publish(purchases);
+        for (const chunk of chunksOf(purchases, maxSendBytes)) await publisher.publish(chunk);
+      };
+
       const sendNext = () => {
         if (sending || waiting.length === 0) return finishIfDone();
         let bytes = 0;
@@ -132,7 +159,7 @@ export const publishBatch =
           group.length === 1 ? (group[0]?.purchases ?? []) : group.flatMap((w) => w.purchases);
         sending = true;
         track(
-          callStore('kafka', () => publisher.publish(purchases), once).pipe(
+          callStore('kafka', () => publishAll(purchases), once).pipe(
             map(() => {
               for (const { batch } of group) subscriber.next({ ...batch, published: true });
               for (const { outboxId } of group) toClear.push(outboxId);

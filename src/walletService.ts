@@ -1,4 +1,4 @@
-import type { Subscription } from 'rxjs';
+import { tap, type Subscription } from 'rxjs';
 import { createBalanceReader } from './adapters/balanceReader.ts';
 import { createKafka, ensureTopic } from './adapters/kafka.ts';
 import { createIdempotentProducer, decodePurchaseEvent } from './adapters/purchasePublisher.ts';
@@ -96,8 +96,17 @@ export const startWalletService = async (
 
   const stats = { applied: 0, skipped: 0, poison: 0 };
   let failed = false;
+  // Batches handed to the pipeline and not yet applied and committed: a stop waits for
+  // them while the group still holds its partitions, so their commits are accepted.
+  let batchesInHand = 0;
   const subscription: Subscription = walletPipeline(
-    consumeBatches(consumer, { partitionsConsumedConcurrently: config.kafka.topicPartitions }),
+    consumeBatches(consumer, {
+      partitionsConsumedConcurrently: config.kafka.topicPartitions,
+    }).pipe(
+      tap(() => {
+        batchesInHand += 1;
+      }),
+    ),
     {
       store,
       deadLetters: createDeadLetterPublisher(deadLetterProducer, deadLetterTopic),
@@ -121,6 +130,7 @@ export const startWalletService = async (
           deadLetterTopic,
         });
       }
+      batchesInHand -= 1;
       batch.ref();
     },
     error: (error: unknown) => {
@@ -175,11 +185,18 @@ export const startWalletService = async (
   const stop = async () => {
     clearInterval(health);
     grpc.setServing(false);
-    // stop() waits for the batch in hand, which the pipeline applies and commits — unless
-    // Redis is down; then the batch is released unapplied, to be delivered again.
+    // No new batches; those in hand are applied and committed while this member still
+    // holds its partitions (kafkajs's stop may leave the group before concurrent batches
+    // finish, and a commit after leaving is refused) — unless Redis is down; then they are
+    // released unapplied after the timeout, to be delivered again.
+    const until = Date.now() + STOP_TIMEOUT_MS;
+    consumer.pause([{ topic }]);
+    while (batchesInHand > 0 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await Promise.race([
       consumer.stop(),
-      new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS).unref()),
+      new Promise((resolve) => setTimeout(resolve, Math.max(0, until - Date.now())).unref()),
     ]);
     subscription.unsubscribe();
     await consumer.disconnect();

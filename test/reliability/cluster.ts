@@ -1,0 +1,479 @@
+// One reliability test's deployment: its own database, topics, wallet group and private
+// Redis, with the ingest and wallet services running as child processes the way
+// `npm start` runs them, so a test can SIGKILL, SIGTERM and restart them, restart Redis
+// empty, cut PostgreSQL connections and stop the shared Kafka broker.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import type { Admin, Kafka } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { createKafka } from '../../src/adapters/kafka.ts';
+import { createPostgresPool } from '../../src/adapters/postgres.ts';
+import { createRedis } from '../../src/adapters/redis.ts';
+import { offsetField } from '../../src/adapters/walletStore.ts';
+import { freePort } from '../../bench/processes.ts';
+import { isServing, ROOT, run, stopChild } from '../../scripts/infra.ts';
+import { childEnv, createTestDatabase, databaseUrl, testConfig, uniqueName } from '../helpers.ts';
+import { deleteTopics } from '../kafkaHelpers.ts';
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+const LOG_DIR = `${tmpdir()}/spendstream-reliability`;
+
+/** How a child process ended. */
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** A service running as a child process of the test. */
+export interface ServiceHandle {
+  readonly name: string;
+  readonly pid: number;
+  /** Where its whole output goes (JSON log lines). */
+  readonly logFile: string;
+  /** Its last output lines, newest last. */
+  readonly tail: readonly string[];
+  /** Resolves once the process has exited. */
+  readonly exited: Promise<Exit>;
+  readonly running: boolean;
+  /** Sends a signal without waiting (SIGSTOP/SIGCONT included). */
+  signal(signal: NodeJS.Signals): void;
+  /** Sends `signal` and waits for the exit. */
+  kill(signal: 'SIGKILL' | 'SIGTERM'): Promise<Exit>;
+  /** The first parsed log line whose `msg` is `msg`, if any. */
+  logLine(msg: string): Record<string, unknown> | undefined;
+}
+
+// Every child still running when the test process exits is killed with it, so a crashed
+// test leaves no services (or Redis) behind holding ports.
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+const track = (child: ChildProcess): Promise<Exit> => {
+  live.add(child);
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal });
+    });
+  });
+};
+
+/**
+ * Starts `node <entry>` with `env` and resolves once an output line contains `ready`.
+ * Like bench/processes.ts's startService, which it follows, but it keeps the process's
+ * whole output (in a log file and its parsed lines) and exposes the process's exit, which
+ * the fault scenarios need for SIGKILL and to report what a service said.
+ */
+const startChild = (
+  name: string,
+  entry: string,
+  env: Readonly<Record<string, string>>,
+  ready: string,
+  logFile: string,
+  timeoutMs = 60_000,
+): Promise<ServiceHandle> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [entry], {
+      env: childEnv({ ...env }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = track(child);
+    const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
+    const tail: string[] = [];
+    const parsed = new Map<string, Record<string, unknown>>();
+    let isReady = false;
+    let partial = '';
+    const fail = (reason: string) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${name} ${reason}; its last output:\n${tail.join('\n')}`));
+    };
+    const timer = setTimeout(() => fail(`was not ready within ${timeoutMs} ms`), timeoutMs);
+    const onOutput = (chunk: Buffer) => {
+      log.write(chunk);
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line.trim() === '') continue;
+        tail.push(line);
+        if (tail.length > 200) tail.shift();
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          const msg = String(entry['msg']);
+          if (!parsed.has(msg)) parsed.set(msg, entry);
+        } catch {
+          // Not a log line (a stack trace from a crash, say): kept in the tail only.
+        }
+        if (!isReady && line.includes(ready)) {
+          isReady = true;
+          clearTimeout(timer);
+          resolve(handle);
+        }
+      }
+    };
+    child.stdout.on('data', onOutput);
+    child.stderr.on('data', onOutput);
+    void exited.then(({ code, signal }) => {
+      log.end(`# ${name} exited with ${code ?? signal}\n`);
+      if (!isReady) fail(`exited with ${code ?? signal} before it was ready`);
+    });
+    const handle: ServiceHandle = {
+      name,
+      pid: child.pid ?? 0,
+      logFile,
+      tail,
+      exited,
+      get running() {
+        return child.exitCode === null && child.signalCode === null;
+      },
+      signal: (signal) => {
+        if (handle.running) child.kill(signal);
+      },
+      kill: async (signal) => {
+        if (handle.running) {
+          if (signal === 'SIGTERM') await stopChild(child, 60_000);
+          else child.kill(signal);
+        }
+        return exited;
+      },
+      logLine: (msg) => parsed.get(msg),
+    };
+  });
+
+/** A Redis server of the test's own on a free port, without persistence. */
+interface PrivateRedis {
+  readonly url: string;
+  start(): Promise<void>;
+  /** Kills it (no save: there is none) and waits for the exit. */
+  kill(): Promise<void>;
+}
+
+const privateRedis = async (): Promise<PrivateRedis> => {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  let exited: Promise<Exit> | undefined;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    start: async () => {
+      child = spawn(
+        REDIS_SERVER,
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        { stdio: 'ignore' },
+      );
+      exited = track(child);
+      const deadline = Date.now() + 10_000;
+      while (!(await isServing('127.0.0.1', port))) {
+        if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited at start`);
+        if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not come up`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+    kill: async () => {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+      }
+      await exited;
+    },
+  };
+};
+
+/** Topic offsets by partition. */
+export type Offsets = Map<number, bigint>;
+
+/** Settings of a cluster. */
+export interface ClusterOptions {
+  /** Used in names and log file names. */
+  readonly name: string;
+  readonly partitions?: number;
+  /** Extra settings for every ingest process. */
+  readonly ingestEnv?: Readonly<Record<string, string>>;
+}
+
+/** A running deployment of one test. */
+export interface Cluster {
+  readonly name: string;
+  readonly topic: string;
+  readonly deadLetterTopic: string;
+  readonly groupId: string;
+  readonly databaseName: string;
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  /** The WebSocket URL; the same port across ingest restarts. */
+  readonly ingestUrl: string;
+  readonly kafka: Kafka;
+  /** Where the services' logs go. */
+  readonly logDir: string;
+  /** The current ingest process, if started. */
+  readonly ingest: ServiceHandle | undefined;
+  /** Wallet processes started so far (running or not), in start order. */
+  readonly wallets: readonly ServiceHandle[];
+  startIngest(): Promise<ServiceHandle>;
+  startWallet(): Promise<ServiceHandle>;
+  /** Kills the private Redis and starts it again, empty. */
+  restartRedisEmpty(): Promise<void>;
+  /** A client on the private Redis (the caller quits it). */
+  redis(): Redis;
+  /** A pool on the test database (the caller ends it). */
+  pool(): Promise<DatabasePool>;
+  /** Terminates every other connection to the test database; returns how many. */
+  terminatePostgresConnections(): Promise<number>;
+  /** Stops the shared Kafka broker (scripts/kafka/stop.sh). */
+  stopKafka(): Promise<void>;
+  /** Starts the shared Kafka broker again and waits until it serves. */
+  startKafka(): Promise<void>;
+  /** Each partition's high watermark. */
+  highWatermarks(): Promise<Offsets>;
+  /** The wallet group's committed offsets (partitions without one are left out). */
+  committedOffsets(): Promise<Offsets>;
+  /**
+   * Records published and not yet committed by the wallet group (sum over partitions of
+   * high watermark minus committed offset); undefined when Kafka cannot tell right now.
+   */
+  walletLag(): Promise<number | undefined>;
+  /** The highest offset the wallet applied per partition, read from the users' hashes. */
+  appliedOffsets(): Promise<Offsets>;
+  /** Stops everything and removes the database, topics and Redis. */
+  close(): Promise<void>;
+}
+
+const countRow = z.object({ n: z.number() });
+
+const startKafka = () => run('bash', [`${ROOT}scripts/kafka/start.sh`]);
+
+/**
+ * Starts the shared broker unless it serves. Another test run may have stopped it: one
+ * that found it down (stopped by a fault scenario) starts it and stops it when it ends.
+ */
+const ensureKafka = async () => {
+  const [host = '127.0.0.1', port = '9092'] = (testConfig.kafka.brokers[0] ?? '').split(':');
+  if (!(await isServing(host, Number(port)))) await startKafka();
+};
+
+/** Starts a cluster's stores (database, topics come with the services, private Redis). */
+export const createCluster = async (options: ClusterOptions): Promise<Cluster> => {
+  const partitions = options.partitions ?? 4;
+  await ensureKafka();
+  const name = uniqueName(options.name.replace(/[^a-z0-9]+/gi, '_').slice(0, 30));
+  const database = await createTestDatabase();
+  const databaseName = new URL(database.url).pathname.slice(1);
+  const redisServer = await privateRedis();
+  await redisServer.start();
+  const logDir = `${LOG_DIR}/${name}`;
+  mkdirSync(logDir, { recursive: true });
+  const topic = uniqueName('rel_purchases');
+  const deadLetterTopic = `${topic}_dead`;
+  const groupId = uniqueName('rel_wallet');
+  const wsPort = await freePort();
+  const kafka = createKafka(testConfig.kafka);
+  const common = {
+    DATABASE_URL: database.url,
+    REDIS_URL: redisServer.url,
+    REDIS_KEY_PREFIX: '',
+    KAFKA_TOPIC: topic,
+    KAFKA_TOPIC_PARTITIONS: String(partitions),
+    KAFKA_DEAD_LETTER_TOPIC: deadLetterTopic,
+    WALLET_GROUP_ID: groupId,
+    // The readiness lines are info lines.
+    LOG_LEVEL: 'info',
+  };
+  const ingestEnv = {
+    ...common,
+    WS_HOST: '127.0.0.1',
+    WS_PORT: String(wsPort),
+    // Small enough that a batch PostgreSQL or Kafka cannot take is refused within seconds
+    // and outbox recovery publishes what a fault left behind within the test.
+    // (OUTBOX_MIN_AGE_MS must be at least twice INGEST_DURABLE_DEADLINE_MS.)
+    INGEST_ATTEMPT_TIMEOUT_MS: '1500',
+    INGEST_DURABLE_DEADLINE_MS: '2500',
+    OUTBOX_MIN_AGE_MS: '5000',
+    OUTBOX_RECOVERY_INTERVAL_MS: '1000',
+    INGEST_SHUTDOWN_TIMEOUT_MS: '30000',
+    ...options.ingestEnv,
+  };
+  let ingest: ServiceHandle | undefined;
+  const wallets: ServiceHandle[] = [];
+  let starts = 0;
+  let kafkaStopped = false;
+
+  const withPool = async <T>(url: string, use: (pool: DatabasePool) => Promise<T>) => {
+    const pool = await createPostgresPool({ url, poolSize: 1 });
+    try {
+      return await use(pool);
+    } finally {
+      await pool.end();
+    }
+  };
+
+  // Right after a broker restart, leaders are being elected and the group coordinator is
+  // loading for a while: an admin call is retried through that.
+  const withAdmin = async <T>(use: (admin: Admin) => Promise<T>): Promise<T> => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const admin = kafka.admin();
+      try {
+        await admin.connect();
+        return await use(admin);
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  };
+
+  const toOffsets = (entries: Array<{ partition: number; offset: string }>): Offsets =>
+    new Map(
+      entries
+        .filter((entry) => Number(entry.offset) >= 0)
+        .map((entry) => [entry.partition, BigInt(entry.offset)]),
+    );
+
+  const cluster: Cluster = {
+    name,
+    topic,
+    deadLetterTopic,
+    groupId,
+    databaseName,
+    databaseUrl: database.url,
+    redisUrl: redisServer.url,
+    ingestUrl: `ws://127.0.0.1:${wsPort}/ws`,
+    kafka,
+    logDir,
+    get ingest() {
+      return ingest;
+    },
+    wallets,
+    startIngest: async () => {
+      if (ingest?.running === true) throw new Error('the ingest service is already running');
+      starts += 1;
+      ingest = await startChild(
+        'ingest',
+        `${ROOT}src/ingest.ts`,
+        ingestEnv,
+        'ingest service listening',
+        `${logDir}/ingest-${starts}.log`,
+      );
+      return ingest;
+    },
+    startWallet: async () => {
+      starts += 1;
+      const grpcPort = await freePort();
+      const wallet = await startChild(
+        `wallet-${wallets.length + 1}`,
+        `${ROOT}src/wallet.ts`,
+        { ...common, GRPC_HOST: '127.0.0.1', GRPC_PORT: String(grpcPort) },
+        'wallet service serving',
+        `${logDir}/wallet-${wallets.length + 1}-${starts}.log`,
+      );
+      wallets.push(wallet);
+      return wallet;
+    },
+    restartRedisEmpty: async () => {
+      await redisServer.kill();
+      await redisServer.start();
+    },
+    redis: () => createRedis({ url: redisServer.url }),
+    pool: () => createPostgresPool({ url: database.url, poolSize: 2 }),
+    terminatePostgresConnections: () =>
+      withPool(databaseUrl('postgres'), (pool) =>
+        pool.oneFirst(sql.type(countRow)`
+          SELECT count(pg_terminate_backend(pid))::int AS n
+          FROM pg_stat_activity
+          WHERE datname = ${databaseName} AND pid <> pg_backend_pid()`),
+      ),
+    stopKafka: async () => {
+      kafkaStopped = true;
+      await run('bash', [`${ROOT}scripts/kafka/stop.sh`]);
+    },
+    startKafka: async () => {
+      await startKafka();
+      kafkaStopped = false;
+    },
+    highWatermarks: () =>
+      withAdmin(async (admin) => {
+        const offsets = await admin.fetchTopicOffsets(topic);
+        return toOffsets(offsets.map(({ partition, high }) => ({ partition, offset: high })));
+      }),
+    committedOffsets: () =>
+      withAdmin(async (admin) => {
+        const [result] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        return toOffsets(result?.partitions ?? []);
+      }),
+    walletLag: async () => {
+      try {
+        const high = await cluster.highWatermarks();
+        const committed = await cluster.committedOffsets();
+        let lag = 0;
+        for (const [partition, offset] of high) {
+          lag += Number(offset - (committed.get(partition) ?? 0n));
+        }
+        return lag;
+      } catch {
+        // Right after a broker restart the group coordinator answers "loading" a while.
+        return undefined;
+      }
+    },
+    appliedOffsets: async () => {
+      const redis = cluster.redis();
+      try {
+        const applied: Offsets = new Map();
+        const keys = await redis.keys('wallet:{*}');
+        const pipeline = redis.pipeline();
+        for (const key of keys) pipeline.hgetall(key);
+        const results = (await pipeline.exec()) ?? [];
+        for (const [error, hash] of results) {
+          if (error !== null) throw error;
+          for (let partition = 0; partition < partitions; partition += 1) {
+            const text = (hash as Record<string, string>)[offsetField(topic, partition)];
+            if (text === undefined) continue;
+            const offset = BigInt(text);
+            if (offset > (applied.get(partition) ?? -1n)) applied.set(partition, offset);
+          }
+        }
+        return applied;
+      } finally {
+        redis.disconnect();
+      }
+    },
+    close: async () => {
+      const problems: unknown[] = [];
+      const attempt = async (step: () => Promise<unknown>) => {
+        try {
+          await step();
+        } catch (error) {
+          problems.push(error);
+        }
+      };
+      // The broker is shared: whatever happened, it is left running.
+      await attempt(() => (kafkaStopped ? cluster.startKafka() : ensureKafka()));
+      await attempt(() =>
+        Promise.all(
+          [ingest, ...wallets].map((service) => {
+            // A paused process would take SIGTERM only once resumed.
+            service?.signal('SIGCONT');
+            return service?.kill('SIGTERM') ?? Promise.resolve();
+          }),
+        ),
+      );
+      await attempt(() => redisServer.kill());
+      await attempt(() => deleteTopics(kafka, [topic, deadLetterTopic]));
+      await attempt(async () => {
+        const admin = kafka.admin();
+        await admin.connect();
+        await admin.deleteGroups([groupId]).catch(() => undefined);
+        await admin.disconnect();
+      });
+      await attempt(() => database.drop());
+      if (problems.length > 0) {
+        throw new AggregateError(problems, `cleaning up cluster ${name} failed`);
+      }
+    },
+  };
+  return cluster;
+};

@@ -1,0 +1,386 @@
+// Fault scenarios under steady load, one at a time, each on a deployment of its own: the
+// services are killed, terminated and restarted, Kafka is stopped, PostgreSQL connections
+// are cut, Redis loses its data. After each fault heals, the load stops, every unacked
+// purchase is re-sent with its id, and the invariants are checked: nothing acked is lost,
+// nothing is counted twice, every total is exact.
+//
+// recoveryMs: for faults of the ingest path (ingest killed or terminated, Kafka, PostgreSQL)
+// from the heal (restart spawned, broker serving again, last connection cut) to the first
+// new ack; for wallet faults from the heal (wallet restarted or started) until the wallet
+// group has committed everything published before it. Service logs of each scenario go to
+// <tmpdir>/spendstream-reliability/<scenario>_<id>/.
+import assert from 'node:assert/strict';
+import { after, test, type TestContext } from 'node:test';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { ROOT, run } from '../../scripts/infra.ts';
+import { reliabilityLevel } from '../helpers.ts';
+import { createCluster, type Cluster, type Offsets } from './cluster.ts';
+import { assertInvariants, checkInvariants, describeViolations } from './invariants.ts';
+import { startLoad, type Load } from './load.ts';
+import { recordFigures } from './results.ts';
+
+const FULL = reliabilityLevel === 'full';
+
+/** Durations and sizes of the level: `reduced` fits `npm test`, `full` is the real run. */
+const settings = {
+  clients: FULL ? 8 : 4,
+  window: 50,
+  ratePerClient: 300,
+  users: FULL ? 100 : 40,
+  /** Load before each fault, and after it healed. */
+  beforeMs: FULL ? 15_000 : 2_000,
+  afterMs: FULL ? 15_000 : 2_000,
+  /** How long an outage lasts (Kafka down, connections cut, wallet paused). */
+  faultMs: FULL ? 8_000 : 2_500,
+  resendDeadlineMs: FULL ? 180_000 : 90_000,
+  catchUpTimeoutMs: FULL ? 180_000 : 90_000,
+};
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const idRow = z.object({ id: z.string() });
+
+type Figures = Record<string, number | string>;
+
+/** What a fault reports back: its recovery time and figures of its own. */
+interface FaultOutcome {
+  /** A promise when measured while the load goes on (the wallet catching up). */
+  readonly recoveryMs: number | Promise<number | undefined>;
+  readonly extra?: Figures | Promise<Figures>;
+  /** Checks of the scenario's own, run after the invariants. */
+  readonly check?: () => void;
+}
+
+interface Scenario {
+  readonly cluster: Cluster;
+  readonly load: Load;
+}
+
+const show = (offsets: Offsets) =>
+  [...offsets]
+    .sort(([a], [b]) => a - b)
+    .map(([partition, offset]) => `${partition}:${offset}`)
+    .join(' ');
+
+/** Sum over partitions of `high - committed`: records published and not yet committed. */
+const lag = (high: Offsets, committed: Offsets): number =>
+  [...high].reduce((sum, [p, offset]) => sum + Number(offset - (committed.get(p) ?? 0n)), 0);
+
+/**
+ * Milliseconds from `since` until the wallet group has committed every partition up to
+ * the high watermarks of now (when the fault healed): the totals have caught up with
+ * everything published before. Undefined if not within the timeout (the invariant check
+ * then reports the totals that are off). Measured while the load goes on.
+ */
+const catchUp = async (cluster: Cluster, since: number): Promise<number | undefined> => {
+  const targets = await cluster.highWatermarks();
+  const deadline = Date.now() + settings.catchUpTimeoutMs;
+  while (Date.now() < deadline) {
+    const committed = await cluster.committedOffsets().catch(() => undefined);
+    if (committed !== undefined && lag(targets, committed) <= 0) return Date.now() - since;
+    await sleep(200);
+  }
+  return undefined;
+};
+
+/** Keeps a promise that is awaited later from counting as an unhandled rejection. */
+const later = <T>(promise: Promise<T>): Promise<T> => {
+  promise.catch(() => undefined);
+  return promise;
+};
+
+/**
+ * Runs one scenario: a deployment with the ingest and `wallets` wallet instances, steady
+ * load, the fault, more load, then stop, resend, check, record, assert.
+ */
+const scenario = async (
+  t: TestContext,
+  name: string,
+  wallets: number,
+  fault: (s: Scenario) => Promise<FaultOutcome>,
+): Promise<void> => {
+  const cluster = await createCluster({ name });
+  let load: Load | undefined;
+  try {
+    // The first wallet marks the empty Redis initialised; later ones must find it so.
+    await Promise.all([cluster.startIngest(), cluster.startWallet()]);
+    for (let i = 1; i < wallets; i += 1) await cluster.startWallet();
+    load = startLoad({
+      url: cluster.ingestUrl,
+      clients: settings.clients,
+      window: settings.window,
+      ratePerClient: settings.ratePerClient,
+      users: settings.users,
+    });
+    await load.waitForAcks(100, 60_000);
+    await sleep(settings.beforeMs);
+    const outcome = await fault({ cluster, load });
+    await sleep(settings.afterMs);
+    await load.stop();
+    const recoveryMs = await outcome.recoveryMs;
+    const resend = await load.resendUnacked(settings.resendDeadlineMs);
+    const report = await checkInvariants(cluster, load, resend, settings);
+    const extra = { ...report.extra, ...(await outcome.extra) };
+    recordFigures({
+      scenario: name,
+      sent: report.sent,
+      acked: report.acked,
+      refused: report.refused,
+      lost: report.lost,
+      doubleCounted: report.doubleCounted,
+      ...(recoveryMs === undefined ? {} : { recoveryMs }),
+      extra,
+    });
+    t.diagnostic(
+      `${name}: sent ${report.sent}, acked ${report.acked}, refused ${report.refused}, ` +
+        `lost ${report.lost}, doubleCounted ${report.doubleCounted}, ` +
+        `recoveryMs ${recoveryMs ?? 'n/a'} ${JSON.stringify(extra)}`,
+    );
+    const violations = describeViolations(report);
+    if (violations !== '') t.diagnostic(`violations:\n${violations}`);
+    assertInvariants(report);
+    outcome.check?.();
+  } catch (error) {
+    t.diagnostic(`service logs of ${cluster.name}: ${cluster.logDir}`);
+    // Cleaning up must not hide why the scenario failed.
+    await load?.stop().catch(() => undefined);
+    await cluster.close().catch((cleanup: unknown) => t.diagnostic(`cleanup: ${String(cleanup)}`));
+    throw error;
+  }
+  await load.stop();
+  await cluster.close();
+};
+
+// The broker is shared: whatever a scenario did, it is left running.
+after(() => run('bash', [`${ROOT}scripts/kafka/start.sh`]));
+
+const TIMEOUT = { timeout: FULL ? 900_000 : 240_000 };
+
+test('ingest SIGKILLed under load and restarted', TIMEOUT, (t) =>
+  scenario(t, 'ingest-sigkill', 1, async ({ cluster, load }) => {
+    const exit = await cluster.ingest?.kill('SIGKILL');
+    assert.equal(exit?.signal, 'SIGKILL');
+    await sleep(500);
+    const healedAt = Date.now();
+    load.markHealed(healedAt);
+    await cluster.startIngest();
+    return { recoveryMs: await load.firstAckSinceHealed(60_000) };
+  }),
+);
+
+test('wallet SIGKILLed while applying a backlog, then restarted', TIMEOUT, (t) =>
+  scenario(t, 'wallet-sigkill-mid-batch', 1, async ({ cluster }) => {
+    const [wallet] = cluster.wallets;
+    assert.ok(wallet);
+    // Paused, the wallet falls behind; resumed, it works through the backlog and is
+    // killed as soon as Redis shows it applying, most likely before that batch's commit.
+    wallet.signal('SIGSTOP');
+    await sleep(settings.faultMs);
+    const high = await cluster.highWatermarks();
+    const before = show(await cluster.appliedOffsets());
+    wallet.signal('SIGCONT');
+    const giveUp = Date.now() + 10_000;
+    while (show(await cluster.appliedOffsets()) === before && Date.now() < giveUp) {
+      // Polling: each look at Redis takes a few milliseconds.
+    }
+    await wallet.kill('SIGKILL');
+    const committed = await cluster.committedOffsets();
+    const applied = await cluster.appliedOffsets();
+    const backlog = lag(high, committed);
+    // Applied to Redis but not committed: redelivered after the restart, and skipped.
+    const appliedUncommitted = [...applied].reduce(
+      (sum, [p, offset]) => sum + Math.max(0, Number(offset + 1n - (committed.get(p) ?? 0n))),
+      0,
+    );
+    assert.ok(backlog > 0, `the wallet had caught up before it was killed (${show(committed)})`);
+    const healedAt = Date.now();
+    const restarted = await cluster.startWallet();
+    return {
+      recoveryMs: later(catchUp(cluster, healedAt)),
+      extra: { backlogAtKill: backlog, appliedUncommittedAtKill: appliedUncommitted },
+      check: () => assert.ok(restarted.running, 'the restarted wallet still runs'),
+    };
+  }),
+);
+
+test('two wallets, one SIGKILLed (rebalance), then a third started', TIMEOUT, (t) =>
+  scenario(t, 'wallet-rebalance', 2, async ({ cluster }) => {
+    const [first, second] = cluster.wallets;
+    assert.ok(first && second);
+    const killedAt = Date.now();
+    await first.kill('SIGKILL');
+    await sleep(1_000);
+    const healedAt = Date.now();
+    const third = await cluster.startWallet();
+    const recoveryMs = later(catchUp(cluster, healedAt));
+    return {
+      recoveryMs,
+      extra: later(
+        recoveryMs.then((ms) => ({
+          killToCaughtUpMs: ms === undefined ? 'n/a' : ms + healedAt - killedAt,
+        })),
+      ),
+      check: () => {
+        assert.ok(second.running, 'the surviving wallet still runs');
+        assert.ok(third.running, 'the third wallet still runs');
+      },
+    };
+  }),
+);
+
+test('the Kafka broker stopped under load and restarted', TIMEOUT, (t) =>
+  scenario(t, 'kafka-restart', 1, async ({ cluster, load }) => {
+    const stoppedAt = Date.now();
+    try {
+      await cluster.stopKafka();
+      await sleep(settings.faultMs);
+    } finally {
+      await cluster.startKafka();
+    }
+    const healedAt = Date.now();
+    load.markHealed(healedAt);
+    const walletCaughtUp = later(catchUp(cluster, healedAt));
+    const recoveryMs = await load.firstAckSinceHealed(120_000);
+    return {
+      recoveryMs,
+      extra: later(
+        walletCaughtUp.then((ms) => ({
+          brokerStopToReadyMs: healedAt - stoppedAt,
+          walletCaughtUpMs: ms ?? 'n/a',
+        })),
+      ),
+      check: () => {
+        assert.ok(cluster.ingest?.running, 'the ingest service still runs');
+        assert.ok(cluster.wallets[0]?.running, 'the wallet still runs');
+      },
+    };
+  }),
+);
+
+test('PostgreSQL connections terminated repeatedly under load', TIMEOUT, (t) =>
+  scenario(t, 'postgres-terminate', 1, async ({ cluster, load }) => {
+    const until = Date.now() + settings.faultMs;
+    let terminated = 0;
+    let rounds = 0;
+    while (Date.now() < until) {
+      terminated += await cluster.terminatePostgresConnections();
+      rounds += 1;
+      await sleep(200);
+    }
+    const healedAt = Date.now();
+    load.markHealed(healedAt);
+    assert.ok(terminated > 0, 'some connections were terminated');
+    return {
+      recoveryMs: await load.firstAckSinceHealed(60_000),
+      extra: { connectionsTerminated: terminated, terminateRounds: rounds },
+      check: () => assert.ok(cluster.ingest?.running, 'the ingest service still runs'),
+    };
+  }),
+);
+
+test(
+  'Redis restarted empty under load: the wallet, restarted, rebuilds every total',
+  TIMEOUT,
+  (t) =>
+    scenario(t, 'redis-restart-empty', 1, async ({ cluster }) => {
+      const [wallet] = cluster.wallets;
+      assert.ok(wallet);
+      const lostAt = Date.now();
+      await cluster.restartRedisEmpty();
+      // Redis is back, empty. The wallet may notice and stop by itself, for its supervisor
+      // to restart it; if it runs on, it is restarted as its own start-up message asks
+      // ("stop every wallet instance, then start them again"). Either way the restarted
+      // wallet must find no totals and rebuild them all from the topic.
+      await sleep(settings.faultMs);
+      const stoppedItself = !wallet.running;
+      const exit = await wallet.kill('SIGTERM');
+      const healedAt = Date.now();
+      const restarted = await cluster.startWallet();
+      return {
+        recoveryMs: later(catchUp(cluster, healedAt)),
+        extra: {
+          redisEmptyToWalletRestartMs: healedAt - lostAt,
+          walletStoppedItself: stoppedItself ? 1 : 0,
+          walletExit: String(exit.code ?? exit.signal),
+        },
+        check: () =>
+          assert.ok(
+            restarted.logLine('Redis holds no totals for the topic: replaying it from the start'),
+            'the restarted wallet noticed the lost totals and replayed the topic',
+          ),
+      };
+    }),
+);
+
+test('SIGTERM to the ingest under load drains: every purchase it read is answered', TIMEOUT, (t) =>
+  scenario(t, 'ingest-sigterm', 1, async ({ cluster, load }) => {
+    const ingest = cluster.ingest;
+    assert.ok(ingest);
+    const exit = await ingest.kill('SIGTERM');
+    // A purchase the ingest read was answered before its connection closed; one it did
+    // not read got no reply and was not stored. Stored without a reply: read, not answered.
+    const noReply = [...load.purchases.values()]
+      .filter((p) => p.firstFate === 'noReply')
+      .map((p) => p.id);
+    const pool = await cluster.pool();
+    const storedWithoutReply = await pool
+      .anyFirst(
+        sql.type(idRow)`SELECT id FROM purchases WHERE id = ANY(${sql.array(noReply, 'text')})`,
+      )
+      .finally(() => pool.end());
+    const closes = load.summary().closesByCode;
+    const draining = ingest.logLine('draining');
+    const healedAt = Date.now();
+    load.markHealed(healedAt);
+    await cluster.startIngest();
+    return {
+      recoveryMs: await load.firstAckSinceHealed(60_000),
+      extra: {
+        unackedAtDrain: Number(draining?.['unacked'] ?? -1),
+        noReplyAtClose: noReply.length,
+      },
+      check: () => {
+        assert.equal(exit.code, 0, 'the ingest stopped cleanly');
+        assert.equal(
+          ingest.logLine('drain timed out; unacked purchases stay in the outbox'),
+          undefined,
+        );
+        assert.ok(draining, 'the ingest logged its drain');
+        assert.deepEqual(storedWithoutReply.slice(0, 20), [], 'stored, yet closed without a reply');
+        assert.ok((closes['1001'] ?? 0) > 0, `closed with 1001 (${JSON.stringify(closes)})`);
+        assert.equal(closes['1006'], undefined, `none dropped (${JSON.stringify(closes)})`);
+      },
+    };
+  }),
+);
+
+test('SIGTERM to the wallet under load: it commits exactly what it applied', TIMEOUT, (t) =>
+  scenario(t, 'wallet-sigterm', 1, async ({ cluster }) => {
+    const [wallet] = cluster.wallets;
+    assert.ok(wallet);
+    const exit = await wallet.kill('SIGTERM');
+    const committed = await cluster.committedOffsets();
+    const applied = await cluster.appliedOffsets();
+    const stopped = wallet.logLine('wallet service stopped');
+    const healedAt = Date.now();
+    await cluster.startWallet();
+    // Committed offset = one past the last applied record, on every partition.
+    const expected = new Map([...applied].map(([p, offset]) => [p, offset + 1n]));
+    return {
+      recoveryMs: later(catchUp(cluster, healedAt)),
+      extra: {
+        appliedBeforeStop: Number(stopped?.['applied'] ?? -1),
+        skippedBeforeStop: Number(stopped?.['skipped'] ?? -1),
+        // Applied to Redis, not committed: must be 0.
+        appliedNotCommitted: lag(expected, committed),
+      },
+      check: () => {
+        assert.equal(exit.code, 0, 'the wallet stopped cleanly');
+        assert.ok(stopped, 'the wallet logged its stop');
+        assert.equal(show(committed), show(expected), 'committed offsets = applied offsets + 1');
+        assert.ok(committed.size > 0, 'the wallet had applied something');
+      },
+    };
+  }),
+);

@@ -151,6 +151,8 @@ interface PrivateRedis {
   start(): Promise<void>;
   /** Kills it (no save: there is none) and waits for the exit. */
   kill(): Promise<void>;
+  /** Sends a signal without waiting: SIGSTOP freezes it (connections stay open), SIGCONT resumes. */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void;
 }
 
 const privateRedis = async (): Promise<PrivateRedis> => {
@@ -175,9 +177,13 @@ const privateRedis = async (): Promise<PrivateRedis> => {
     },
     kill: async () => {
       if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGCONT');
         child.kill('SIGKILL');
       }
       await exited;
+    },
+    signal: (signal) => {
+      child?.kill(signal);
     },
   };
 };
@@ -216,6 +222,10 @@ export interface Cluster {
   startWallet(): Promise<ServiceHandle>;
   /** Kills the private Redis and starts it again, empty. */
   restartRedisEmpty(): Promise<void>;
+  /** Makes the private Redis refuse every write (OOM: maxmemory 1 byte, no eviction). */
+  refuseRedisWrites(): Promise<void>;
+  /** Lets the private Redis take writes again. */
+  allowRedisWrites(): Promise<void>;
   /** A client on the private Redis (the caller quits it). */
   redis(): Redis;
   /** A pool on the test database (the caller ends it). */
@@ -373,6 +383,23 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       );
       wallets.push(wallet);
       return wallet;
+    },
+    refuseRedisWrites: async () => {
+      const redis = createRedis({ url: redisServer.url });
+      try {
+        await redis.config('SET', 'maxmemory-policy', 'noeviction');
+        await redis.config('SET', 'maxmemory', '1');
+      } finally {
+        redis.disconnect();
+      }
+    },
+    allowRedisWrites: async () => {
+      const redis = createRedis({ url: redisServer.url });
+      try {
+        await redis.config('SET', 'maxmemory', '0');
+      } finally {
+        redis.disconnect();
+      }
     },
     restartRedisEmpty: async () => {
       await redisServer.kill();

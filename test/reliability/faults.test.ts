@@ -204,6 +204,29 @@ test('wallet SIGKILLed while applying a backlog, then restarted', TIMEOUT, (t) =
   }),
 );
 
+test('wallet SIGKILLed while Redis refuses its writes, then restarted', TIMEOUT, (t) =>
+  scenario(t, 'wallet-sigkill-redis-refusing', 1, async ({ cluster }) => {
+    const [wallet] = cluster.wallets;
+    assert.ok(wallet);
+    // The wallet keeps receiving records while its Redis step fails (and is retried):
+    // none of them may be committed, or the restarted wallet would skip them unapplied.
+    const refusedAt = Date.now();
+    await cluster.refuseRedisWrites();
+    try {
+      await sleep(settings.faultMs);
+      await wallet.kill('SIGKILL');
+    } finally {
+      await cluster.allowRedisWrites();
+    }
+    const healedAt = Date.now();
+    await cluster.startWallet();
+    return {
+      recoveryMs: later(catchUp(cluster, healedAt)),
+      extra: { redisRefusingMs: healedAt - refusedAt },
+    };
+  }),
+);
+
 test('two wallets, one SIGKILLed (rebalance), then a third started', TIMEOUT, (t) =>
   scenario(t, 'wallet-rebalance', 2, async ({ cluster }) => {
     const [first, second] = cluster.wallets;

@@ -191,6 +191,31 @@ const summariseProfiles = (pids: Record<string, number>) =>
     });
   });
 
+/** Waits until the wallet group has committed every record of `topic` (bounded). */
+const walletCaughtUp = async (topic: string, groupId: string, timeoutMs = 180_000) => {
+  const admin = new Kafka({
+    brokers: [...config.kafka.brokers],
+    clientId: 'spendstream-bench',
+  }).admin();
+  await admin.connect();
+  try {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const lag = ends.reduce((sum, { partition, high }) => {
+        const done = committed?.partitions.find((p) => p.partition === partition)?.offset ?? '0';
+        return sum + Math.max(0, Number(high) - Math.max(0, Number(done)));
+      }, 0);
+      if (lag === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    log.warn('the wallet did not catch up in time; measuring anyway', { topic });
+  } finally {
+    await admin.disconnect();
+  }
+};
+
 let runs = 0;
 const load = async (
   label: string,
@@ -320,6 +345,8 @@ const main = async (): Promise<BenchReport> => {
     const result = await load(`overload ${label}`, { connections, window, frameSize: 500 }, ingest);
     overload.push({ label, result });
   }
+  // Reads are measured on their own, not against a wallet still applying the overload.
+  await walletCaughtUp(names.topic, `${names.topic}_wallet`);
   const grpcUsers = Array.from({ length: USERS }, (_, i) => `bench-user-${i}`);
   const grpc = await runGrpcLoad({
     address: grpcAddress,

@@ -417,6 +417,15 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     stopKafka: async () => {
       kafkaStopped = true;
       await run('bash', [`${ROOT}scripts/kafka/stop.sh`]);
+      // stop.sh stops the broker this checkout started; one started from another checkout
+      // (another data folder) would go on serving and the scenario would prove nothing.
+      const [host = '127.0.0.1', port = '9092'] = (testConfig.kafka.brokers[0] ?? '').split(':');
+      if (await isServing(host, Number(port))) {
+        throw new Error(
+          `Kafka still serves ${host}:${port} after scripts/kafka/stop.sh: it was started from ` +
+            'another checkout; stop it there, or set KAFKA_DATA_DIR to its data folder',
+        );
+      }
     },
     startKafka: async () => {
       await startKafka();

@@ -262,6 +262,7 @@ const main = async (): Promise<BenchReport> => {
     `spendstream bench ${smoke ? '(smoke) ' : ''}on ${machine.cpus} × ${machine.cpuModel}`,
   );
 
+  // The run's database exists already (created and migrated before main).
   const references = await measureReferences({
     databaseUrl: databaseUrl(names.database),
     redisUrl: config.redis.url,
@@ -270,20 +271,6 @@ const main = async (): Promise<BenchReport> => {
     kafkaTopic: names.referenceTopic,
     partitions: config.kafka.topicPartitions,
     seconds: smoke ? 0.5 : 3,
-  }).catch(async (error: unknown) => {
-    // The database must exist first; create it and try once more.
-    log.debug('creating the bench database', { error });
-    const { pool } = await openMigratedDatabase({ url: databaseUrl(names.database) });
-    await pool.end();
-    return measureReferences({
-      databaseUrl: databaseUrl(names.database),
-      redisUrl: config.redis.url,
-      redisPrefix: names.redisPrefix,
-      kafkaBrokers: config.kafka.brokers,
-      kafkaTopic: names.referenceTopic,
-      partitions: config.kafka.topicPartitions,
-      seconds: smoke ? 0.5 : 3,
-    });
   });
   for (const reference of references) {
     console.log(

@@ -332,6 +332,10 @@ const main = async (): Promise<BenchReport> => {
     const result = await load(`overload ${label}`, { connections, window, frameSize: 500 }, ingest);
     overload.push({ label, result });
   }
+  // Overload leaves purchases read but not yet answered when its clients go away: the runs
+  // after it start on a drained, fresh ingest instead of queueing behind that backlog.
+  await stopService(ingest);
+  ingest = await startIngest();
   // Reads are measured on their own, not against a wallet still applying the overload.
   await walletCaughtUp(names.topic, `${names.topic}_wallet`);
   const grpcUsers = Array.from({ length: USERS }, (_, i) => `bench-user-${i}`);

@@ -37,6 +37,12 @@ const settingsShape = z.object({
   WS_PATH: z.string().startsWith('/').default('/ws'),
   GRPC_HOST: z.string().min(1).default('127.0.0.1'),
   GRPC_PORT: port.default(50051),
+  WALLET_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  WALLET_HTTP_PORT: port.default(8081),
+  WALLET_GRPC_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')
+    .default('127.0.0.1:50051'),
   WALLET_GROUP_ID: z.string().min(1).default('wallet-group'),
   KAFKA_DEAD_LETTER_TOPIC: z
     .string()
@@ -80,7 +86,14 @@ export interface Config {
   };
   readonly ws: { readonly host: string; readonly port: number; readonly path: string };
   readonly grpc: { readonly host: string; readonly port: number };
-  readonly wallet: { readonly groupId: string; readonly deadLetterTopic: string };
+  readonly wallet: {
+    readonly groupId: string;
+    readonly deadLetterTopic: string;
+    /** Where the wallet serves `/metrics`, `/healthz` and `/readyz`. */
+    readonly http: { readonly host: string; readonly port: number };
+    /** Where other processes (the ingest's status page, the CLI) reach its gRPC server. */
+    readonly grpcAddress: string;
+  };
   readonly ingest: {
     readonly batchMaxSize: number;
     readonly batchMaxWaitMs: number;
@@ -143,7 +156,12 @@ export const loadConfig = (
     },
     ws: { host: s.WS_HOST, port: s.WS_PORT, path: s.WS_PATH },
     grpc: { host: s.GRPC_HOST, port: s.GRPC_PORT },
-    wallet: { groupId: s.WALLET_GROUP_ID, deadLetterTopic: s.KAFKA_DEAD_LETTER_TOPIC },
+    wallet: {
+      groupId: s.WALLET_GROUP_ID,
+      deadLetterTopic: s.KAFKA_DEAD_LETTER_TOPIC,
+      http: { host: s.WALLET_HTTP_HOST, port: s.WALLET_HTTP_PORT },
+      grpcAddress: s.WALLET_GRPC_ADDRESS,
+    },
     ingest: {
       batchMaxSize: s.INGEST_BATCH_MAX_SIZE,
       batchMaxWaitMs: s.INGEST_BATCH_MAX_WAIT_MS,

@@ -7,7 +7,9 @@ import { createPurchasePublisher, createIdempotentProducer } from './adapters/pu
 import { createPurchaseStore } from './adapters/purchaseStore.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import { createIngestMetrics } from './metrics.ts';
 import type { ReplyRef } from './servers/connectionActor.ts';
+import { metricsRoute } from './servers/http.ts';
 import { startWebSocketServer } from './servers/websocket.ts';
 import { ingestPipeline } from './streams/ingestPipeline.ts';
 import type { Submission } from './streams/types.ts';
@@ -91,6 +93,7 @@ export const startIngestService = async (
   const relay = setInterval(() => void recover(), config.outbox.recoveryIntervalMs);
   relay.unref();
 
+  const metrics = createIngestMetrics();
   const submissions = new Subject<Submission<ReplyRef>>();
   let draining = false;
   const outcomes = ingestPipeline(submissions, {
@@ -142,7 +145,18 @@ export const startIngestService = async (
         inFlight.hold(submission.ref, submission.purchase.id);
         submissions.next(submission);
       },
-      isReady: () => !draining,
+      routes: {
+        '/healthz': (_request, response) => {
+          response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+        },
+        '/readyz': (_request, response) => {
+          const ready = !draining;
+          response
+            .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ status: ready ? 'ok' : 'unavailable' }));
+        },
+        '/metrics': metricsRoute(metrics.registry),
+      },
       logger,
     },
   );

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -7,6 +7,7 @@ import type { DecodeFrameConfig } from '../streams/operators/decodeFrame.ts';
 import type { Submission } from '../streams/types.ts';
 import { createAdmission, type AdmissionLimits, type Pausable } from './admission.ts';
 import { createConnectionActor, type ConnectionActor, type ReplyRef } from './connectionActor.ts';
+import { routeRequests, type HttpRoutes } from './http.ts';
 
 /** Settings of the WebSocket server. */
 export interface WebSocketServerConfig extends AdmissionLimits {
@@ -34,7 +35,8 @@ export interface IngestServer {
 /** What the server needs from the rest of the ingest service. */
 export interface WebSocketServerDeps {
   readonly submit: (submission: Submission<ReplyRef>) => void;
-  readonly isReady: () => boolean;
+  /** What the same port answers over plain HTTP (health, metrics, the status page). */
+  readonly routes: HttpRoutes;
   readonly logger: Logger;
 }
 
@@ -95,28 +97,16 @@ const createReadGate = (socket: WebSocket) => {
   };
 };
 
-const health = (isReady: () => boolean) => (request: IncomingMessage, response: ServerResponse) => {
-  const ready =
-    request.url === '/readyz' ? isReady() : request.url === '/healthz' ? true : undefined;
-  if (ready === undefined) {
-    response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    return;
-  }
-  response
-    .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-    .end(JSON.stringify({ status: ready ? 'ok' : 'unavailable' }));
-};
-
 /**
- * Serves WebSocket clients on `path`, one {@link ConnectionActor} per socket, plus
- * `/healthz` and `/readyz` on the same port. Dead peers are found by ping/pong; frames
+ * Serves WebSocket clients on `path`, one {@link ConnectionActor} per socket, and
+ * `routes` over plain HTTP on the same port. Dead peers are found by ping/pong; frames
  * over `maxFrameBytes` close the socket with 1009, the only input that does.
  */
 export const startWebSocketServer = async (
   config: WebSocketServerConfig,
   deps: WebSocketServerDeps,
 ): Promise<IngestServer> => {
-  const http = createServer(health(deps.isReady));
+  const http = createServer(routeRequests(deps.routes, deps.logger));
   const wss = new WebSocketServer({
     server: http,
     path: config.path,

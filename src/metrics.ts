@@ -1,0 +1,122 @@
+// Prometheus metrics of both services. Each service builds its own registry, so several
+// services in one process (tests, embedding) never share or collide on a metric.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Latency buckets in seconds: sub-millisecond to ten seconds. */
+const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Batch-size buckets in purchases. */
+const SIZES = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
+
+const baseRegistry = () => {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return registry;
+};
+
+/** Batch size and duration of one pipeline stage, labelled by stage. */
+const stageMetrics = (registry: Registry) => ({
+  batchSize: new Histogram({
+    name: 'spendstream_batch_size',
+    help: 'Purchases per batch, by pipeline stage',
+    labelNames: ['stage'] as const,
+    buckets: SIZES,
+    registers: [registry],
+  }),
+  stageDuration: new Histogram({
+    name: 'spendstream_stage_duration_seconds',
+    help: 'Time one batch spent in a pipeline stage, by stage and outcome',
+    labelNames: ['stage', 'outcome'] as const,
+    buckets: SECONDS,
+    registers: [registry],
+  }),
+});
+
+/** Creates the ingest service's metrics in a registry of their own. */
+export const createIngestMetrics = (registry: Registry = baseRegistry()) => ({
+  registry,
+  ...stageMetrics(registry),
+  received: new Counter({
+    name: 'spendstream_purchases_received_total',
+    help: 'Valid purchases read from sockets and admitted into the pipeline',
+    registers: [registry],
+  }),
+  acked: new Counter({
+    name: 'spendstream_purchases_acked_total',
+    help: 'Purchases acknowledged, by whether the id had been stored before',
+    labelNames: ['duplicate'] as const,
+    registers: [registry],
+  }),
+  rejected: new Counter({
+    name: 'spendstream_purchases_rejected_total',
+    help: 'Purchases and frames answered with an error, by error code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  }),
+  ackLatency: new Histogram({
+    name: 'spendstream_ack_latency_seconds',
+    help: 'Time from reading a purchase to handing its ack to the socket',
+    buckets: SECONDS,
+    registers: [registry],
+  }),
+  connections: new Gauge({
+    name: 'spendstream_connections_open',
+    help: 'Open WebSocket connections',
+    registers: [registry],
+  }),
+  unacked: new Gauge({
+    name: 'spendstream_purchases_unacked',
+    help: 'Purchases read from sockets and not yet answered',
+    registers: [registry],
+  }),
+  outboxBacklog: new Gauge({
+    name: 'spendstream_outbox_backlog',
+    help: 'Outbox entries committed to PostgreSQL and not yet known to be on Kafka',
+    registers: [registry],
+  }),
+});
+
+/** The ingest service's metrics. */
+export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
+
+/** Creates the wallet service's metrics in a registry of their own. */
+export const createWalletMetrics = (registry: Registry = baseRegistry()) => ({
+  registry,
+  ...stageMetrics(registry),
+  applied: new Counter({
+    name: 'spendstream_wallet_purchases_applied_total',
+    help: 'Purchase events added to their user total',
+    registers: [registry],
+  }),
+  duplicatesSkipped: new Counter({
+    name: 'spendstream_wallet_duplicates_skipped_total',
+    help: 'Redelivered purchase events skipped because their user already counted them',
+    registers: [registry],
+  }),
+  poison: new Counter({
+    name: 'spendstream_wallet_dead_letters_total',
+    help: 'Records that were not purchase events, sent to the dead-letter topic',
+    registers: [registry],
+  }),
+  consumerLag: new Gauge({
+    name: 'spendstream_consumer_lag',
+    help: "Records of a partition not yet committed by the wallet's consumer group",
+    labelNames: ['topic', 'partition'] as const,
+    registers: [registry],
+  }),
+  grpcCalls: new Counter({
+    name: 'spendstream_grpc_calls_total',
+    help: 'gRPC calls answered, by method and status code',
+    labelNames: ['method', 'status'] as const,
+    registers: [registry],
+  }),
+  grpcDuration: new Histogram({
+    name: 'spendstream_grpc_call_duration_seconds',
+    help: 'gRPC call latency, by method and status code',
+    labelNames: ['method', 'status'] as const,
+    buckets: SECONDS,
+    registers: [registry],
+  }),
+});
+
+/** The wallet service's metrics. */
+export type WalletMetrics = ReturnType<typeof createWalletMetrics>;

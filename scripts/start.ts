@@ -62,6 +62,11 @@ log.info('spendstream is up; Ctrl-C stops it', {
   websocket: `ws://${config.ws.host}:${config.ws.port}${config.ws.path}`,
   grpc: `${config.grpc.host}:${config.grpc.port}`,
   kafka: config.kafka.brokers.join(','),
+  statusPage: `http://${config.ws.host}:${config.ws.port}/`,
+  metrics: [
+    `http://${config.ws.host}:${config.ws.port}/metrics`,
+    `http://${config.wallet.http.host}:${config.wallet.http.port}/metrics`,
+  ],
 });
 // Child processes keep the loop alive once services exist; until then, this does.
 setInterval(() => undefined, 1 << 30);

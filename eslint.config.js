@@ -57,6 +57,25 @@ export default tseslint.config(
     },
   },
   {
+    // The status page's scripts run in the browser as they are: no types, browser globals.
+    files: ['src/servers/status/**/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          'crypto',
+          'document',
+          'fetch',
+          'location',
+          'performance',
+          'setTimeout',
+          'clearTimeout',
+          'WebSocket',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     // The configuration module and the process launchers (scripts, the benchmark) read the
     // environment.
     files: ['src/config.ts', 'scripts/**/*.ts', 'bench/**/*.ts', 'test/helpers.ts'],

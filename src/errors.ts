@@ -5,6 +5,7 @@
 export const ERROR_CODES = [
   'invalid_json',
   'invalid_purchase',
+  'invalid_user_id',
   'too_large',
   'unsupported_frame',
   'id_conflict',

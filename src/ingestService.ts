@@ -5,11 +5,13 @@ import { createKafka, ensureTopic } from './adapters/kafka.ts';
 import { recoverOutbox } from './adapters/outboxRecovery.ts';
 import { createPurchasePublisher, createIdempotentProducer } from './adapters/purchasePublisher.ts';
 import { createPurchaseStore } from './adapters/purchaseStore.ts';
+import { connectWallet } from './adapters/walletClient.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { createIngestMetrics } from './metrics.ts';
 import type { ReplyRef } from './servers/connectionActor.ts';
 import { metricsRoute } from './servers/http.ts';
+import { createStatusPageRoutes } from './servers/statusPage.ts';
 import { startWebSocketServer } from './servers/websocket.ts';
 import { ingestPipeline } from './streams/ingestPipeline.ts';
 import type { Submission } from './streams/types.ts';
@@ -129,6 +131,9 @@ export const startIngestService = async (
     });
   });
 
+  // The status page's balance lookup; grpc-js connects on the first call, so the ingest
+  // starts and runs whether or not the wallet is up.
+  const wallet = connectWallet(config.wallet.grpcAddress);
   const server = await startWebSocketServer(
     {
       host: config.ws.host,
@@ -156,6 +161,7 @@ export const startIngestService = async (
             .end(JSON.stringify({ status: ready ? 'ok' : 'unavailable' }));
         },
         '/metrics': metricsRoute(metrics.registry),
+        ...createStatusPageRoutes({ wallet, wsPath: config.ws.path, logger }),
       },
       logger,
     },
@@ -179,6 +185,7 @@ export const startIngestService = async (
     if (timedOut) logger.warn('drain timed out; unacked purchases stay in the outbox');
     clearInterval(relay);
     await server.close();
+    wallet.close();
     await recovering;
     await Promise.all([kafkaPublisher.close(), recoveryPublisher.close()]);
     await pool.end();

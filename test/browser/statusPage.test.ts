@@ -85,7 +85,9 @@ after(async () => {
   await context?.close();
   if (profile !== undefined) await rm(profile, { recursive: true, force: true });
   await wallet?.stop();
-  await ingest?.close();
+  // A start that failed part-way leaves nothing more of ours to clean up.
+  if (ingest === undefined) return;
+  await ingest.close();
   await deleteTopics(createKafka(ingest.config.kafka), [deadLetterTopic]);
   const redis = createRedis({ url: ingest.config.redis.url, keyPrefix: prefix });
   await clearKeyPrefix(redis, prefix);

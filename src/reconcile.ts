@@ -1,73 +1,12 @@
 // Compares every user's total in Redis with the sum of their purchases in PostgreSQL:
-// `npm run reconcile`. Exit status 0 when all agree, 1 when some differ, 2 when the
-// comparison itself failed (message on stderr).
-import type { DatabasePool } from 'slonik';
-import { createPostgresPool } from './adapters/postgres.ts';
-import { reconcile, type ReconcileReport } from './adapters/reconcile.ts';
-import { createRedis } from './adapters/redis.ts';
+// `npm run reconcile`, the same as `spendstream reconcile`. Exit status 0 when all agree,
+// 1 when some differ, 2 when the comparison itself failed (message on stderr).
+import { runReconcile } from './cli/reconcile.ts';
 import { loadConfig } from './config.ts';
-import { StoreUnavailableError } from './errors.ts';
-import { centsToDecimal } from './purchase.ts';
 
-const report = (result: ReconcileReport): string => {
-  const { users, differences } = result;
-  if (differences.length === 0) {
-    return `PostgreSQL and Redis agree on the totals of all ${users} users.\n`;
-  }
-  const rows = differences.map((d) => [
-    JSON.stringify(d.userId),
-    centsToDecimal(d.postgresCents),
-    centsToDecimal(d.redisCents),
-  ]);
-  const header = ['user', 'PostgreSQL', 'Redis'];
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)),
-  );
-  const line = ([user = '', postgres = '', redis = '']: readonly string[]): string =>
-    `${user.padEnd(widths[0] ?? 0)}  ${postgres.padStart(widths[1] ?? 0)}  ${redis.padStart(widths[2] ?? 0)}\n`;
-  return [
-    `${differences.length} of ${users} users have a Redis total that differs from PostgreSQL:\n`,
-    line(header),
-    ...rows.map(line),
-    'Purchases the wallet has not applied yet also show here; run again to tell lag from loss.\n',
-  ].join('');
-};
-
-// A command failing on a dead connection only says it ran out of retries; the connection's
-// own error says why (refused, unknown host, auth), so the message carries that too.
-let redisConnectionError: Error | undefined;
-
-const run = async (): Promise<number> => {
-  const config = loadConfig();
-  // One connection is enough, and summing every purchase may take longer than the
-  // services' statement timeout allows a request.
-  const pool: DatabasePool = await createPostgresPool({
-    ...config.postgres,
-    poolSize: 1,
-    statementTimeoutMs: 30 * 60_000,
-  });
-  const redis = createRedis(config.redis);
-  redis.on('error', (error: Error) => {
-    redisConnectionError = error;
-  });
-  try {
-    const result = await reconcile({ pool, redis });
-    process.stdout.write(report(result));
-    return result.differences.length === 0 ? 0 : 1;
-  } finally {
-    redis.disconnect();
-    await pool.end();
-  }
-};
-
-try {
-  // exitCode rather than exit(): the report may still be flushing to a pipe.
-  process.exitCode = await run();
-} catch (error) {
-  const message = error instanceof Error ? error.message : String(error);
-  const redisDown = error instanceof StoreUnavailableError && error.store === 'redis';
-  const reason =
-    redisDown && redisConnectionError !== undefined ? ` (${redisConnectionError.message})` : '';
-  process.stderr.write(`reconcile failed: ${message}${reason}\n`);
-  process.exitCode = 2;
-}
+// exitCode rather than exit(): the report may still be flushing to a pipe.
+process.exitCode = await runReconcile({
+  loadConfig: () => loadConfig(),
+  stdout: process.stdout,
+  stderr: process.stderr,
+});

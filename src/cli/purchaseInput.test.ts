@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { UsageError } from './command.ts';
+import {
+  purchasesFromArguments,
+  purchasesFromLines,
+  readLines,
+  type Outgoing,
+} from './purchaseInput.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+const collect = async <T>(iterable: AsyncIterable<T>): Promise<T[]> => {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+};
+
+const frameOf = (item: Outgoing | undefined) => {
+  assert.ok(item !== undefined && 'frame' in item, 'a purchase to send');
+  return { id: item.id, sent: JSON.parse(item.frame) as Record<string, unknown> };
+};
+
+test('a purchase without an id gets a random UUID, the same in its frame and for retries', () => {
+  const [given, assigned, other] = purchasesFromArguments([
+    '{"id":"order-1","user_id":"123","amount":49.99}',
+    '{"user_id":"7","amount":"0.10","currency":"EUR"}',
+    '{"user_id":"7","amount":1}',
+  ]).map(frameOf);
+
+  assert.deepEqual(given, {
+    id: 'order-1',
+    sent: { id: 'order-1', user_id: '123', amount: 49.99 },
+  });
+  assert.match(assigned?.id ?? '', UUID);
+  assert.deepEqual(assigned?.sent, {
+    id: assigned?.id,
+    user_id: '7',
+    amount: '0.10',
+    currency: 'EUR',
+  });
+  assert.notEqual(other?.id, assigned?.id);
+});
+
+test('an id that is present, even an invalid one, is sent as given for the ingest to judge', () => {
+  const [item] = purchasesFromArguments(['{"id":42,"user_id":"1","amount":1}']).map(frameOf);
+  assert.deepEqual(item, { id: undefined, sent: { id: 42, user_id: '1', amount: 1 } });
+});
+
+test('an argument that is not a JSON object is a usage error naming it', () => {
+  for (const text of ['user_id=123', '[{"user_id":"1","amount":1}]', '"text"', 'null']) {
+    assert.throws(
+      () => purchasesFromArguments(['{"user_id":"1","amount":1}', text]),
+      (error: unknown) =>
+        error instanceof UsageError && error.message.startsWith('purchase argument 2 '),
+    );
+  }
+});
+
+test('lines split across chunks, CRLF endings and a last line without newline are read whole', async () => {
+  const input = Readable.from([
+    '{"user_id":"1",',
+    '"amount":1}\r\n\n{"user_id"',
+    ':"2","amount":2}',
+  ]);
+  assert.deepEqual(await collect(readLines(input)), [
+    '{"user_id":"1","amount":1}',
+    '',
+    '{"user_id":"2","amount":2}',
+  ]);
+});
+
+test('blank lines are skipped; a line that is not a JSON object is answered with its number', async () => {
+  const lines = [
+    '{"user_id":"1","amount":1}',
+    '',
+    '  ',
+    '{"user_id":',
+    '[1]',
+    '{"id":"x","user_id":"2","amount":2}',
+  ];
+  const items = await collect(purchasesFromLines(Readable.from(lines)));
+
+  assert.equal(items.length, 4);
+  assert.deepEqual(frameOf(items[0]).sent, { id: frameOf(items[0]).id, user_id: '1', amount: 1 });
+  assert.deepEqual(items[1], {
+    reply: { status: 'error', code: 'invalid_json', message: 'line 4 is not valid JSON' },
+  });
+  assert.deepEqual(items[2], {
+    reply: {
+      status: 'error',
+      code: 'invalid_purchase',
+      message: 'line 5 is not a JSON object; each line holds one purchase',
+    },
+  });
+  assert.equal(frameOf(items[3]).id, 'x');
+});

@@ -1,3 +1,17 @@
+// The `spendstream` entry: the operators and pipelines, and the types a pipeline of one's
+// own needs around them (the ports it takes, the purchase it carries).
+export type {
+  BalanceReader,
+  DeadLetterPublisher,
+  OffsetCommitter,
+  PurchasePublisher,
+  PurchaseStore,
+  SaveResult,
+  StoredPurchase,
+  WalletRecord,
+  WalletStore,
+} from '../adapters/ports.ts';
+export type { Purchase } from '../purchase.ts';
 export { ingestPipeline, type IngestDeps } from './ingestPipeline.ts';
 export { applyBatch, type ApplyBatchDeps } from './operators/applyBatch.ts';
 export { batchPurchases, type BatchPurchasesConfig } from './operators/batchPurchases.ts';

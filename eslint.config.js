@@ -58,7 +58,17 @@ export default tseslint.config(
               message: 'src/streams may only import the port interfaces (src/adapters/ports.ts).',
             },
             {
-              group: ['slonik', '@slonik/*', 'kafkajs', 'ioredis', 'ws', '@grpc/*', 'pg'],
+              group: [
+                'slonik',
+                '@slonik/*',
+                'kafkajs',
+                'ioredis',
+                'ws',
+                '@grpc/*',
+                'pg',
+                'pino',
+                'prom-client',
+              ],
               message: 'src/streams never imports a client library; take a port instead.',
             },
           ],

@@ -142,6 +142,7 @@ const serviceEnv = (topic: string, extra: Record<string, string> = {}) => ({
   WS_PORT: String(ports.ws),
   GRPC_HOST: '127.0.0.1',
   GRPC_PORT: String(ports.grpc),
+  WALLET_HTTP_PORT: '0',
   LOG_LEVEL: 'info',
   ...extra,
 });

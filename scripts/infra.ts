@@ -87,7 +87,17 @@ const postgresBinaries = (): string | undefined => {
   return versions[0] === undefined ? undefined : `${base}/${versions[0]}/bin`;
 };
 
-const ensurePostgres = async (config: Config, log: Logger): Promise<StartedService | undefined> => {
+/** Where a PostgreSQL started here on `port` keeps its data (in the checkout's cache). */
+export const localPostgresDataDir = (port: number): string => `${CACHE}/postgres/${port}`;
+
+/**
+ * Starts a local PostgreSQL (Debian's binaries, a data folder per port, created once) on
+ * the port of `config`'s DATABASE_URL unless something already serves there.
+ */
+export const ensurePostgres = async (
+  config: Config,
+  log: Logger,
+): Promise<StartedService | undefined> => {
   const url = new URL(config.postgres.url);
   const host = url.hostname;
   const port = Number(url.port || 5432);
@@ -102,7 +112,7 @@ const ensurePostgres = async (config: Config, log: Logger): Promise<StartedServi
         'or install the server (Debian: apt-get install postgresql) so it can be started locally.',
     );
   }
-  const dataDir = `${CACHE}/postgres/${port}`;
+  const dataDir = localPostgresDataDir(port);
   // initdb and postgres refuse to run as root; use the package's postgres user then.
   const asOwner = (command: string, args: string[]): [string, string[]] =>
     process.getuid?.() === 0

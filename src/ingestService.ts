@@ -1,20 +1,37 @@
 import { Subject } from 'rxjs';
 import { openMigratedDatabase } from './adapters/database.ts';
 import { trackInFlight } from './adapters/inFlight.ts';
-import { createKafka, ensureTopic } from './adapters/kafka.ts';
+import { createKafka, ensureTopic, pingKafka } from './adapters/kafka.ts';
 import { recoverOutbox } from './adapters/outboxRecovery.ts';
 import { createPurchasePublisher, createIdempotentProducer } from './adapters/purchasePublisher.ts';
-import { createPurchaseStore } from './adapters/purchaseStore.ts';
+import { pingPostgres } from './adapters/postgres.ts';
+import { createPurchaseStore, readOutboxBacklog } from './adapters/purchaseStore.ts';
 import { connectWallet } from './adapters/walletClient.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import {
+  connectionObserver,
+  createOutcomeTally,
+  instrumentPurchasePublisher,
+  instrumentPurchaseStore,
+} from './instrumentation.ts';
 import { createIngestMetrics } from './metrics.ts';
 import type { ReplyRef } from './servers/connectionActor.ts';
 import { metricsRoute } from './servers/http.ts';
+import {
+  coalesced,
+  livenessRoute,
+  pingCheck,
+  readinessRoute,
+  within,
+} from './servers/readiness.ts';
 import { createStatusPageRoutes } from './servers/statusPage.ts';
 import { startWebSocketServer } from './servers/websocket.ts';
 import { ingestPipeline } from './streams/ingestPipeline.ts';
 import type { Submission } from './streams/types.ts';
+
+/** Longest a readiness check or the outbox gauge waits for PostgreSQL or Kafka. */
+const CHECK_TIMEOUT_MS = 1_000;
 
 /** A running ingest service. */
 export interface IngestService {
@@ -56,7 +73,7 @@ export const startIngestService = async (
   // Partitions are fixed for the life of the process, so a user's purchases keep one.
   const metadata = await admin.fetchTopicMetadata({ topics: [config.kafka.topic] });
   const partitions = metadata.topics[0]?.partitions.length ?? config.kafka.topicPartitions;
-  await admin.disconnect();
+  // Kept connected: /readyz asks a broker for the topic's metadata through it.
   const kafkaPublisher = createPurchasePublisher({
     newProducer: () => createIdempotentProducer(kafka),
     topic: config.kafka.topic,
@@ -70,8 +87,16 @@ export const startIngestService = async (
     partitions,
   });
   const inFlight = trackInFlight(kafkaPublisher);
-  const store = createPurchaseStore(pool);
-  const publisher = inFlight.publisher;
+  // The gauges are read at scrape time: connections and unacked from the server, the
+  // outbox from PostgreSQL (bounded, and one query however many scrapes come at once).
+  const outboxBacklog = coalesced(() => readOutboxBacklog(pool));
+  const metrics = createIngestMetrics(undefined, {
+    connections: () => server.connections,
+    unacked: () => server.unacked,
+    outbox: () => within(outboxBacklog(), CHECK_TIMEOUT_MS, undefined),
+  });
+  const store = instrumentPurchaseStore(createPurchaseStore(pool), metrics, logger);
+  const publisher = instrumentPurchasePublisher(inFlight.publisher, metrics, logger);
 
   let recovering: Promise<unknown> | undefined;
   const recover = () => {
@@ -95,7 +120,6 @@ export const startIngestService = async (
   const relay = setInterval(() => void recover(), config.outbox.recoveryIntervalMs);
   relay.unref();
 
-  const metrics = createIngestMetrics();
   const submissions = new Subject<Submission<ReplyRef>>();
   let draining = false;
   const outcomes = ingestPipeline(submissions, {
@@ -113,13 +137,16 @@ export const startIngestService = async (
       retry: { initialDelayMs: 50, maxDelayMs: 1_000, deadlineMs: config.ingest.durableDeadlineMs },
     },
   });
+  const tally = createOutcomeTally(metrics, logger);
   const drained = new Promise<void>((resolve) => {
     outcomes.subscribe({
       next: (batch) => {
         for (const { ref, result } of batch) {
           inFlight.release(ref);
           ref.actor.deliver(ref, result);
+          tally.add(result);
         }
+        tally.flush();
       },
       error: (error: unknown) => {
         // Stages turn failures into replies; reaching here is a bug worth a restart.
@@ -151,23 +178,22 @@ export const startIngestService = async (
         submissions.next(submission);
       },
       routes: {
-        '/healthz': (_request, response) => {
-          response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-        },
-        '/readyz': (_request, response) => {
-          const ready = !draining;
-          response
-            .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-            .end(JSON.stringify({ status: ready ? 'ok' : 'unavailable' }));
-        },
+        '/healthz': livenessRoute,
+        '/readyz': readinessRoute({
+          accepting: () => !draining,
+          postgres: pingCheck(() => pingPostgres(pool), CHECK_TIMEOUT_MS),
+          kafka: pingCheck(() => pingKafka(admin, config.kafka.topic), CHECK_TIMEOUT_MS),
+        }),
         '/metrics': metricsRoute(metrics.registry),
         ...createStatusPageRoutes({ wallet, wsPath: config.ws.path, logger }),
       },
       logger,
+      observer: connectionObserver(metrics),
     },
   );
   logger.info('ingest service listening', {
     url: `ws://${config.ws.host}:${server.port}${config.ws.path}`,
+    metrics: `http://${config.ws.host}:${server.port}/metrics`,
   });
 
   let stopping: Promise<void> | undefined;
@@ -187,7 +213,11 @@ export const startIngestService = async (
     await server.close();
     wallet.close();
     await recovering;
-    await Promise.all([kafkaPublisher.close(), recoveryPublisher.close()]);
+    await Promise.all([
+      kafkaPublisher.close(),
+      recoveryPublisher.close(),
+      admin.disconnect().catch(() => undefined),
+    ]);
     await pool.end();
     logger.info('ingest service stopped');
   };

@@ -1,5 +1,7 @@
 // Prometheus metrics of both services. Each service builds its own registry, so several
 // services in one process (tests, embedding) never share or collide on a metric.
+// The names and labels are a contract (dashboards and the status page read them): add
+// metrics, never rename one.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Latency buckets in seconds: sub-millisecond to ten seconds. */
@@ -31,8 +33,76 @@ const stageMetrics = (registry: Registry) => ({
   }),
 });
 
-/** Creates the ingest service's metrics in a registry of their own. */
-export const createIngestMetrics = (registry: Registry = baseRegistry()) => ({
+/** The outbox as the backlog gauges read it at scrape time. */
+export interface OutboxBacklog {
+  /** Entries (one per saved batch) not yet cleared. */
+  readonly entries: number;
+  /** Age of the oldest entry in seconds; 0 when the outbox is empty. */
+  readonly oldestAgeSeconds: number;
+}
+
+/** What the ingest gauges read when scraped, instead of being set on the hot path. */
+export interface IngestGaugeSources {
+  readonly connections: () => number;
+  readonly unacked: () => number;
+  /** Undefined when PostgreSQL cannot tell in time: the gauges then read NaN (unknown). */
+  readonly outbox: () => Promise<OutboxBacklog | undefined>;
+}
+
+/** What the wallet gauges read when scraped. */
+export interface WalletGaugeSources {
+  /** Lag per partition of the group; undefined when Kafka cannot tell in time. */
+  readonly consumerLag: () => Promise<
+    | readonly { readonly topic: string; readonly partition: number; readonly lag: number }[]
+    | undefined
+  >;
+}
+
+/** Both outbox gauges from one query per scrape. */
+const outboxMetrics = (registry: Registry, read?: IngestGaugeSources['outbox']) => {
+  // Both gauges are collected in the same scrape: they share one read.
+  let reading: Promise<OutboxBacklog | undefined> | undefined;
+  const shared = () => {
+    if (read === undefined) return Promise.resolve(undefined);
+    reading ??= read()
+      .catch(() => undefined)
+      .finally(() => {
+        reading = undefined;
+      });
+    return reading;
+  };
+  return {
+    outboxBacklog: new Gauge({
+      name: 'spendstream_outbox_backlog',
+      help:
+        'Outbox entries committed to PostgreSQL and not yet known to be on Kafka ' +
+        '(NaN: PostgreSQL did not answer in time)',
+      registers: [registry],
+      async collect() {
+        if (read !== undefined) this.set((await shared())?.entries ?? Number.NaN);
+      },
+    }),
+    outboxOldestAge: new Gauge({
+      name: 'spendstream_outbox_oldest_age_seconds',
+      help:
+        'Age of the oldest outbox entry, near zero while Kafka takes every batch ' +
+        '(NaN: PostgreSQL did not answer in time)',
+      registers: [registry],
+      async collect() {
+        if (read !== undefined) this.set((await shared())?.oldestAgeSeconds ?? Number.NaN);
+      },
+    }),
+  };
+};
+
+/**
+ * Creates the ingest service's metrics in a registry of their own. Without `sources` the
+ * gauges keep whatever is set on them.
+ */
+export const createIngestMetrics = (
+  registry: Registry = baseRegistry(),
+  sources?: IngestGaugeSources,
+) => ({
   registry,
   ...stageMetrics(registry),
   received: new Counter({
@@ -54,7 +124,9 @@ export const createIngestMetrics = (registry: Registry = baseRegistry()) => ({
   }),
   ackLatency: new Histogram({
     name: 'spendstream_ack_latency_seconds',
-    help: 'Time from reading a purchase to handing its ack to the socket',
+    help:
+      'Time from reading a frame to handing its reply to the socket, for replies holding ' +
+      'acks: one observation per reply frame (a single-purchase frame is one purchase)',
     buckets: SECONDS,
     registers: [registry],
   }),
@@ -62,24 +134,32 @@ export const createIngestMetrics = (registry: Registry = baseRegistry()) => ({
     name: 'spendstream_connections_open',
     help: 'Open WebSocket connections',
     registers: [registry],
+    collect() {
+      if (sources !== undefined) this.set(sources.connections());
+    },
   }),
   unacked: new Gauge({
     name: 'spendstream_purchases_unacked',
     help: 'Purchases read from sockets and not yet answered',
     registers: [registry],
+    collect() {
+      if (sources !== undefined) this.set(sources.unacked());
+    },
   }),
-  outboxBacklog: new Gauge({
-    name: 'spendstream_outbox_backlog',
-    help: 'Outbox entries committed to PostgreSQL and not yet known to be on Kafka',
-    registers: [registry],
-  }),
+  ...outboxMetrics(registry, sources?.outbox),
 });
 
 /** The ingest service's metrics. */
 export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
 
-/** Creates the wallet service's metrics in a registry of their own. */
-export const createWalletMetrics = (registry: Registry = baseRegistry()) => ({
+/**
+ * Creates the wallet service's metrics in a registry of their own. Without `sources` the
+ * lag gauge keeps whatever is set on it.
+ */
+export const createWalletMetrics = (
+  registry: Registry = baseRegistry(),
+  sources?: WalletGaugeSources,
+) => ({
   registry,
   ...stageMetrics(registry),
   applied: new Counter({
@@ -99,9 +179,20 @@ export const createWalletMetrics = (registry: Registry = baseRegistry()) => ({
   }),
   consumerLag: new Gauge({
     name: 'spendstream_consumer_lag',
-    help: "Records of a partition not yet committed by the wallet's consumer group",
+    help:
+      "Records of a partition not yet committed by the wallet's consumer group (the whole " +
+      'group, the same from every instance; absent while Kafka does not answer)',
     labelNames: ['topic', 'partition'] as const,
     registers: [registry],
+    async collect() {
+      if (sources === undefined) return;
+      const lags = await sources.consumerLag().catch(() => undefined);
+      // Partitions may move or the topic may be gone: only what Kafka reported now is shown.
+      this.reset();
+      for (const { topic, partition, lag } of lags ?? []) {
+        this.set({ topic, partition: String(partition) }, lag);
+      }
+    },
   }),
   grpcCalls: new Counter({
     name: 'spendstream_grpc_calls_total',

@@ -2,27 +2,42 @@ import { tap, type Subscription } from 'rxjs';
 import { createBalanceReader } from './adapters/balanceReader.ts';
 import { createKafka, ensureTopic } from './adapters/kafka.ts';
 import { createIdempotentProducer, decodePurchaseEvent } from './adapters/purchasePublisher.ts';
-import { createRedis } from './adapters/redis.ts';
+import { createRedis, pingRedis } from './adapters/redis.ts';
 import {
   consumeBatches,
   createDeadLetterPublisher,
   createOffsetCommitter,
   createWalletConsumer,
+  fetchConsumerLag,
   rewindGroup,
 } from './adapters/walletConsumer.ts';
 import { createWalletStore, deleteAllTotals } from './adapters/walletStore.ts';
 import type { Config } from './config.ts';
 import { SpendstreamError } from './errors.ts';
+import { instrumentOffsetCommitter, instrumentWalletStore } from './instrumentation.ts';
 import type { Logger } from './logger.ts';
+import { createWalletMetrics } from './metrics.ts';
 import { startGrpcServer } from './servers/grpc.ts';
+import { metricsRoute, startHttpServer } from './servers/http.ts';
+import {
+  coalesced,
+  livenessRoute,
+  pingCheck,
+  readinessRoute,
+  within,
+} from './servers/readiness.ts';
 import { walletPipeline } from './streams/walletPipeline.ts';
 
 const STOP_TIMEOUT_MS = 10_000;
+/** Longest a readiness check or the lag gauge waits for Redis or Kafka. */
+const CHECK_TIMEOUT_MS = 1_000;
 
 /** A running wallet service. */
 export interface WalletService {
   /** The gRPC port (useful when configured as 0). */
   readonly grpcPort: number;
+  /** The port of `/metrics`, `/healthz` and `/readyz` (useful when configured as 0). */
+  readonly httpPort: number;
   /** Counts since start: purchases applied, redeliveries skipped, poison records. */
   readonly stats: { applied: number; skipped: number; poison: number };
   /** Stops consuming (the batch in hand is applied and committed), then closes all. */
@@ -75,7 +90,15 @@ export const startWalletService = async (
     });
     await store.markInitialised(topic);
   }
-  await admin.disconnect();
+  // Kept connected for the lag gauge. The lag is asked of Kafka at scrape time (high
+  // watermarks and the group's committed offsets) rather than taken from the batches'
+  // highWatermark: a consumer that is stuck (Redis down) or has lost its partitions
+  // fetches no batches, and lag from them would freeze at its last value just when it
+  // grows. Two admin requests per scrape are cheap; the figure is the whole group's.
+  const consumerLag = coalesced(() => fetchConsumerLag(admin, groupId, topic));
+  const metrics = createWalletMetrics(undefined, {
+    consumerLag: () => within(consumerLag(), CHECK_TIMEOUT_MS, undefined),
+  });
 
   const consumer = createWalletConsumer(kafka, groupId);
   let assigned = false;
@@ -108,9 +131,9 @@ export const startWalletService = async (
       }),
     ),
     {
-      store,
+      store: instrumentWalletStore(store, metrics, logger),
       deadLetters: createDeadLetterPublisher(deadLetterProducer, deadLetterTopic),
-      committer: createOffsetCommitter(consumer),
+      committer: instrumentOffsetCommitter(createOffsetCommitter(consumer), metrics, logger),
       decode: decodePurchaseEvent,
       storeCall: {
         attemptTimeoutMs: 5_000,
@@ -123,6 +146,17 @@ export const startWalletService = async (
       stats.applied += batch.applied;
       stats.skipped += batch.skipped;
       stats.poison += batch.poison;
+      if (batch.applied > 0) metrics.applied.inc(batch.applied);
+      if (batch.skipped > 0) metrics.duplicatesSkipped.inc(batch.skipped);
+      if (batch.poison > 0) metrics.poison.inc(batch.poison);
+      logger.debug('batch applied', {
+        topic: batch.topic,
+        partition: batch.partition,
+        applied: batch.applied,
+        skipped: batch.skipped,
+        poison: batch.poison,
+        nextOffset: batch.nextOffset,
+      });
       if (batch.poison > 0) {
         logger.warn('records that are not purchases went to the dead-letter topic', {
           count: batch.poison,
@@ -147,10 +181,28 @@ export const startWalletService = async (
   const isServing = () => !failed && assigned && redis.status === 'ready';
   const grpc = await startGrpcServer(
     { host: config.grpc.host, port: config.grpc.port },
-    { reader: createBalanceReader(readerRedis), isServing, logger },
+    { reader: createBalanceReader(readerRedis), isServing, logger, metrics },
   );
   let stopping: Promise<void> | undefined;
+  let stopRequested = false;
   let lostTotals = false;
+  const http = await startHttpServer(
+    config.wallet.http,
+    {
+      '/metrics': metricsRoute(metrics.registry),
+      '/healthz': livenessRoute,
+      '/readyz': readinessRoute({
+        running: () => !stopRequested && !failed && !lostTotals,
+        // The reads' client answers PING, and the consumer's client is connected.
+        redis: (() => {
+          const ping = pingCheck(() => pingRedis(readerRedis), CHECK_TIMEOUT_MS);
+          return async () => redis.status === 'ready' && (await ping());
+        })(),
+        consumer: () => assigned,
+      }),
+    },
+    logger,
+  );
   let reportFailure: (error: Error) => void = () => undefined;
   const failure = new Promise<Error>((resolve) => {
     reportFailure = resolve;
@@ -178,11 +230,13 @@ export const startWalletService = async (
   health.unref();
   logger.info('wallet service serving', {
     grpc: `${config.grpc.host}:${grpc.port}`,
+    metrics: `http://${config.wallet.http.host}:${http.port}/metrics`,
     topic,
     groupId,
   });
 
   const stop = async () => {
+    stopRequested = true;
     clearInterval(health);
     grpc.setServing(false);
     // No new batches; those in hand are applied and committed while this member still
@@ -202,11 +256,15 @@ export const startWalletService = async (
     await consumer.disconnect();
     await deadLetterProducer.disconnect();
     await grpc.close();
+    await admin.disconnect().catch(() => undefined);
     await Promise.all([redis.quit(), readerRedis.quit()]);
+    // Last, so /readyz answers 503 for the whole stop.
+    await http.close();
     logger.info('wallet service stopped', { ...stats });
   };
   return {
     grpcPort: grpc.port,
+    httpPort: http.port,
     stats,
     // A second signal (Ctrl-C reaches every process of the group) joins the first stop.
     stop: () => (stopping ??= stop()),

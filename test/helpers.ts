@@ -39,13 +39,18 @@ export const createTestDatabase = async (): Promise<{ url: string; drop: () => P
   };
 };
 
+// A wallet's metrics port is a free one unless a test says otherwise: several wallets run
+// in one test, and a fixed port would also collide with an `npm start` on the machine.
+const freeWalletHttpPort = { WALLET_HTTP_PORT: '0' };
+
 /** The suite's configuration with some settings replaced, parsed like the real thing. */
 export const configWith = (overrides: Record<string, string>): Config =>
-  loadConfig({ ...process.env, ...overrides });
+  loadConfig({ ...process.env, ...freeWalletHttpPort, ...overrides });
 
 /** The environment for a service started as a child process, with some settings replaced. */
 export const childEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv => ({
   ...process.env,
+  ...freeWalletHttpPort,
   ...overrides,
 });
 

@@ -85,3 +85,12 @@ export const translateKafkaError = (error: unknown): SpendstreamError => {
   }
   return new SpendstreamError('internal', `Kafka error: ${message}`, { cause: error });
 };
+
+/** Resolves once a broker answers a metadata request for `topic`; rejects translated. */
+export const pingKafka = async (admin: Admin, topic: string): Promise<void> => {
+  try {
+    await admin.fetchTopicMetadata({ topics: [topic] });
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};

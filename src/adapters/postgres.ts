@@ -65,3 +65,12 @@ export const ensureDatabase = async (url: string): Promise<boolean> => {
     await pool.end();
   }
 };
+
+/** Resolves once PostgreSQL answers `SELECT 1` through `pool`; rejects translated. */
+export const pingPostgres = async (pool: DatabasePool): Promise<void> => {
+  try {
+    await pool.query(sql.unsafe`SELECT 1`);
+  } catch (error) {
+    throw translatePostgresError(error);
+  }
+};

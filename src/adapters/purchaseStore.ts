@@ -132,3 +132,23 @@ export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
     }
   },
 });
+
+const backlogRow = z.object({ entries: z.number(), oldest_age_seconds: z.number() });
+
+/**
+ * The outbox's size and the age of its oldest entry (PostgreSQL's clock). The outbox holds
+ * only batches between commit and Kafka's ack, or left behind by a failure, so it is small.
+ */
+export const readOutboxBacklog = async (
+  pool: DatabasePool,
+): Promise<{ entries: number; oldestAgeSeconds: number }> => {
+  try {
+    const row = await pool.one(sql.type(backlogRow)`
+      SELECT count(*)::int AS entries,
+             coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
+      FROM outbox`);
+    return { entries: row.entries, oldestAgeSeconds: Math.max(0, row.oldest_age_seconds) };
+  } catch (error) {
+    throw translatePostgresError(error);
+  }
+};

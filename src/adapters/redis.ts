@@ -35,3 +35,12 @@ export const translateRedisError = (error: unknown): SpendstreamError => {
   }
   return new StoreUnavailableError('redis', `Redis unavailable: ${message}`, { cause: error });
 };
+
+/** Resolves once Redis answers PING on `redis`; rejects translated. */
+export const pingRedis = async (redis: Redis): Promise<void> => {
+  try {
+    await redis.ping();
+  } catch (error) {
+    throw translateRedisError(error);
+  }
+};

@@ -130,3 +130,42 @@ export const rewindGroup = async (
 /** A consumer of the wallet group; `fromBeginning` so a new group skips no history. */
 export const createWalletConsumer = (kafka: Kafka, groupId: string): Consumer =>
   kafka.consumer({ groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
+
+/** How far a consumer group is behind in one partition. */
+export interface PartitionLag {
+  readonly topic: string;
+  readonly partition: number;
+  /** Records after the group's committed offset: high watermark minus committed offset. */
+  readonly lag: number;
+}
+
+/**
+ * The group's lag in every partition of `topic`, from two admin requests: the partitions'
+ * high watermarks and the group's committed offsets. A partition the group never
+ * committed counts from its low watermark (the group starts from the beginning).
+ */
+export const fetchConsumerLag = async (
+  admin: Admin,
+  groupId: string,
+  topic: string,
+): Promise<PartitionLag[]> => {
+  try {
+    const [watermarks, committed] = await Promise.all([
+      admin.fetchTopicOffsets(topic),
+      admin.fetchOffsets({ groupId, topics: [topic] }),
+    ]);
+    const offsets = new Map(
+      (committed.find((entry) => entry.topic === topic)?.partitions ?? []).map(
+        ({ partition, offset }) => [partition, BigInt(offset)],
+      ),
+    );
+    return watermarks.map(({ partition, high, low }) => {
+      const done = offsets.get(partition) ?? -1n;
+      const from = done < 0n ? BigInt(low) : done;
+      const lag = BigInt(high) - from;
+      return { topic, partition, lag: lag > 0n ? Number(lag) : 0 };
+    });
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors.ts';
 import type { Purchase } from '../purchase.ts';
 import { decodeFrameText, type DecodeFrameConfig } from '../streams/operators/decodeFrame.ts';
 import type { PurchaseResult, Submission } from '../streams/types.ts';
@@ -16,7 +17,31 @@ export interface FrameSlot {
   readonly array: boolean;
   readonly results: (PurchaseResult | undefined)[];
   remaining: number;
+  /** When the frame was read (`performance.now()`), for the ack latency. */
+  readonly readAt: number;
+  /** Acks among its results so far. */
+  acks: number;
 }
+
+/**
+ * What a connection reports as it goes, for metrics. Called once per frame (or per
+ * refusal), never once per purchase.
+ */
+export interface ConnectionObserver {
+  /** Valid purchases of one frame entered the pipeline. */
+  received(count: number): void;
+  /** The connection refused purchases or a frame itself: bad input, overload, a drain. */
+  refused(code: ErrorCode, count: number): void;
+  /** A reply holding acks was handed to the socket, for a frame read at `readAt`. */
+  replied(readAt: number): void;
+}
+
+/** An observer that ignores everything. */
+export const ignoreConnection: ConnectionObserver = {
+  received: () => undefined,
+  refused: () => undefined,
+  replied: () => undefined,
+};
 
 /** The per-socket actor: decodes frames, submits purchases, sends replies in order. */
 export interface ConnectionActor {
@@ -26,6 +51,8 @@ export interface ConnectionActor {
   deliver(ref: ReplyRef, result: PurchaseResult): void;
   /** Frames still waiting for replies. */
   readonly pendingFrames: number;
+  /** Purchases this connection submitted to the pipeline so far. */
+  readonly received: number;
   close(): void;
 }
 
@@ -37,6 +64,8 @@ export interface ConnectionActorDeps {
   /** False once the server drains: purchases still arriving are refused, not queued. */
   readonly isAccepting: () => boolean;
   readonly send: (text: string) => void;
+  /** Told what the connection received, refused and answered; nothing by default. */
+  readonly observer?: ConnectionObserver;
 }
 
 const render = (slot: FrameSlot): string => {
@@ -71,25 +100,53 @@ const shuttingDown: PurchaseResult = {
  */
 export const createConnectionActor = (deps: ConnectionActorDeps): ConnectionActor => {
   const queue: FrameSlot[] = [];
+  const observer = deps.observer ?? ignoreConnection;
   let closed = false;
+  let received = 0;
 
   const flush = () => {
     while (queue.length > 0 && queue[0]?.remaining === 0) {
       const slot = queue.shift();
-      if (slot !== undefined && !closed) deps.send(render(slot));
+      if (slot === undefined || closed) continue;
+      deps.send(render(slot));
+      if (slot.acks > 0) observer.replied(slot.readAt);
     }
+  };
+
+  /** Reports the errors a frame's decoding found, one call per run of the same code. */
+  const countInvalid = (results: readonly (PurchaseResult | undefined)[]) => {
+    let code: ErrorCode | undefined;
+    let count = 0;
+    for (const result of results) {
+      if (result?.status !== 'error') continue;
+      if (result.code === code) {
+        count += 1;
+        continue;
+      }
+      if (code !== undefined) observer.refused(code, count);
+      code = result.code;
+      count = 1;
+    }
+    if (code !== undefined) observer.refused(code, count);
   };
 
   const actor: ConnectionActor = {
     get pendingFrames() {
       return queue.length;
     },
+    get received() {
+      return received;
+    },
     receive(data) {
       if (closed) return;
+      const readAt = performance.now();
       if (data === null) {
+        observer.refused('unsupported_frame', 1);
         queue.push({
           array: false,
           remaining: 0,
+          readAt,
+          acks: 0,
           results: [
             {
               status: 'error',
@@ -102,7 +159,8 @@ export const createConnectionActor = (deps: ConnectionActorDeps): ConnectionActo
       }
       const decoded = decodeFrameText(data, deps.decode);
       if (decoded.frameError !== undefined) {
-        queue.push({ array: false, remaining: 0, results: [decoded.frameError] });
+        if (decoded.frameError.status === 'error') observer.refused(decoded.frameError.code, 1);
+        queue.push({ array: false, remaining: 0, readAt, acks: 0, results: [decoded.frameError] });
         return flush();
       }
       const valid: Array<{ index: number; purchase: Purchase }> = [];
@@ -115,13 +173,19 @@ export const createConnectionActor = (deps: ConnectionActorDeps): ConnectionActo
         : deps.ticket.wouldOverflow(valid.length)
           ? overloaded
           : undefined;
-      const slot: FrameSlot = { array: decoded.array, results, remaining: 0 };
+      const slot: FrameSlot = { array: decoded.array, results, remaining: 0, readAt, acks: 0 };
       queue.push(slot);
+      if (valid.length < results.length) countInvalid(results);
       if (refusal !== undefined) {
+        if (refusal.status === 'error' && valid.length > 0) {
+          observer.refused(refusal.code, valid.length);
+        }
         for (const { index, purchase } of valid) results[index] = { ...refusal, id: purchase.id };
         return flush();
       }
       slot.remaining = valid.length;
+      received += valid.length;
+      if (valid.length > 0) observer.received(valid.length);
       deps.ticket.admit(valid.length);
       for (const { index, purchase } of valid) {
         deps.submit({ ref: { actor, frame: slot, index, purchaseId: purchase.id }, purchase });
@@ -131,6 +195,7 @@ export const createConnectionActor = (deps: ConnectionActorDeps): ConnectionActo
     deliver(ref, result) {
       ref.frame.results[ref.index] = result;
       ref.frame.remaining -= 1;
+      if (result.status === 'ack') ref.frame.acks += 1;
       // After close the ticket already returned this connection's whole budget.
       if (!closed) deps.ticket.release(1);
       flush();

@@ -14,8 +14,9 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { BalanceReader } from '../adapters/ports.ts';
 import { isSpendstreamError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { createThrottledLog, type Logger } from '../logger.ts';
 import { centsToDecimal, MAX_USER_ID_LENGTH, userIdProblem } from '../purchase.ts';
+import { callMetricsInterceptor, type GrpcCallMetrics } from './grpcMetrics.ts';
 
 /** Fully qualified name of the wallet service, as health checks and reflection know it. */
 export const WALLET_SERVICE_NAME = 'trade_engine_wallet.WalletService';
@@ -39,6 +40,8 @@ export interface GrpcServerDeps {
   /** Whether the service is healthy now: the health status until `setServing` changes it. */
   readonly isServing: () => boolean;
   readonly logger: Logger;
+  /** Counts every call by method and status, with its duration. */
+  readonly metrics?: GrpcCallMetrics;
 }
 
 /** A running wallet gRPC server. */
@@ -182,22 +185,6 @@ const withValidMapEntries = async (definition: PackageDefinition): Promise<Packa
 
 const UNAVAILABLE_DETAILS = 'balances are temporarily unavailable; retry later';
 
-/** Logs the first store failure at once, then at most one summary per interval. */
-const createOutageLog = (logger: Logger, intervalMs = 10_000) => {
-  let lastAt = -Infinity;
-  let suppressed = 0;
-  return (message: string, error?: unknown) => {
-    const now = Date.now();
-    if (now - lastAt < intervalMs) {
-      suppressed += 1;
-      return;
-    }
-    logger.warn(message, { error, suppressed });
-    lastAt = now;
-    suppressed = 0;
-  };
-};
-
 /**
  * Serves `trade_engine_wallet.WalletService` (proto/wallet.proto) on `host:port`, with
  * the standard health service (`grpc.health.v1.Health`) and server reflection, so tools
@@ -211,7 +198,7 @@ export const startGrpcServer = async (
   const readTimeoutMs = config.readTimeoutMs ?? 5_000;
   const shutdownGraceMs = config.shutdownGraceMs ?? 5_000;
   const logger = deps.logger.child({ component: 'grpc' });
-  const outage = createOutageLog(logger);
+  const outage = createThrottledLog(logger, 'warn');
 
   const packageDefinition = await load([WALLET_PROTO, 'health/v1/health.proto'], {
     keepCase: true,
@@ -249,7 +236,7 @@ export const startGrpcServer = async (
         case 'error': {
           const { error } = outcome;
           if (isSpendstreamError(error) && error.retryable) {
-            outage('balance store unavailable', error);
+            outage('balance store unavailable', { error });
             callback({ code: status.UNAVAILABLE, details: UNAVAILABLE_DETAILS });
             return;
           }
@@ -268,7 +255,9 @@ export const startGrpcServer = async (
     health.setStatus(WALLET_SERVICE_NAME, state);
   };
 
-  const server = new Server();
+  const server = new Server(
+    deps.metrics === undefined ? {} : { interceptors: [callMetricsInterceptor(deps.metrics)] },
+  );
   server.addService(walletService, { GetBalance: getBalance });
   health.addToServer(server);
   new ReflectionService(await withValidMapEntries(packageDefinition)).addToServer(server);

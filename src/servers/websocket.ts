@@ -6,7 +6,13 @@ import type { Logger } from '../logger.ts';
 import type { DecodeFrameConfig } from '../streams/operators/decodeFrame.ts';
 import type { Submission } from '../streams/types.ts';
 import { createAdmission, type AdmissionLimits, type Pausable } from './admission.ts';
-import { createConnectionActor, type ConnectionActor, type ReplyRef } from './connectionActor.ts';
+import {
+  createConnectionActor,
+  ignoreConnection,
+  type ConnectionActor,
+  type ConnectionObserver,
+  type ReplyRef,
+} from './connectionActor.ts';
 import { routeRequests, type HttpRoutes } from './http.ts';
 
 /** Settings of the WebSocket server. */
@@ -38,6 +44,8 @@ export interface WebSocketServerDeps {
   /** What the same port answers over plain HTTP (health, metrics, the status page). */
   readonly routes: HttpRoutes;
   readonly logger: Logger;
+  /** Told what each connection received, refused and answered (metrics). */
+  readonly observer?: ConnectionObserver;
 }
 
 // ws hands a message over as one Buffer (the default binaryType); the other shapes
@@ -116,13 +124,21 @@ export const startWebSocketServer = async (
   const admission = createAdmission(config);
   const sockets = new Map<
     WebSocket,
-    { actor: ConnectionActor; gate: ReturnType<typeof createReadGate>; alive: boolean }
+    {
+      actor: ConnectionActor;
+      gate: ReturnType<typeof createReadGate>;
+      alive: boolean;
+      remote: string;
+    }
   >();
   let accepting = true;
   const cork = createCorker();
+  const observer = deps.observer ?? ignoreConnection;
 
-  wss.on('connection', (socket) => {
+  wss.on('connection', (socket, request) => {
     if (!accepting) return socket.close(1001, 'server shutting down');
+    const remote = `${request.socket.remoteAddress ?? '?'}:${request.socket.remotePort ?? '?'}`;
+    const openedAt = performance.now();
     const gate = createReadGate(socket);
     const output = gate.reason('output');
     // Replies decided at once (errors, refusals) still wait for an earlier frame's ack;
@@ -133,6 +149,7 @@ export const startWebSocketServer = async (
       ticket: admission.open(gate.reason('admission')),
       submit: deps.submit,
       isAccepting: () => accepting,
+      observer,
       send: (text) => {
         if (socket.readyState !== socket.OPEN) return;
         cork(socket);
@@ -145,8 +162,9 @@ export const startWebSocketServer = async (
         if (actor.pendingFrames <= MAX_WAITING_FRAMES / 2) backlog.resume();
       },
     });
-    const entry = { actor, gate, alive: true };
+    const entry = { actor, gate, alive: true, remote };
     sockets.set(socket, entry);
+    deps.logger.info('connection opened', { remote, connections: sockets.size });
     socket.on('pong', () => {
       entry.alive = true;
     });
@@ -155,10 +173,23 @@ export const startWebSocketServer = async (
       actor.receive(isBinary ? null : textOf(data));
       if (actor.pendingFrames > MAX_WAITING_FRAMES) backlog.pause();
     });
-    socket.on('error', (error) => deps.logger.debug('socket error', { error }));
-    socket.on('close', () => {
+    socket.on('error', (error) => {
+      // A frame over maxFrameBytes: ws closes the socket with 1009, the frame's only answer.
+      if ((error as { code?: unknown }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        observer.refused('too_large', 1);
+      }
+      deps.logger.debug('socket error', { remote, error });
+    });
+    socket.on('close', (code) => {
       actor.close();
       sockets.delete(socket);
+      deps.logger.info('connection closed', {
+        remote,
+        code,
+        durationMs: Math.round(performance.now() - openedAt),
+        purchases: actor.received,
+        connections: sockets.size,
+      });
     });
   });
 
@@ -170,7 +201,7 @@ export const startWebSocketServer = async (
         continue;
       }
       if (!entry.alive) {
-        deps.logger.info('closing a dead connection (no pong)');
+        deps.logger.info('closing a dead connection (no pong)', { remote: entry.remote });
         socket.terminate();
         continue;
       }
@@ -196,8 +227,9 @@ export const startWebSocketServer = async (
       return sockets.size;
     },
     stopAccepting() {
+      // The port keeps answering HTTP while the drain runs — /readyz says 503, /metrics
+      // shows it — and WebSocket upgrades are closed at once with 1001.
       accepting = false;
-      http.close();
       for (const entry of sockets.values()) entry.gate.reason('draining').pause();
     },
     async close() {

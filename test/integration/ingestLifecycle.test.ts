@@ -49,8 +49,14 @@ const startIngest = async (env: Record<string, string>) => {
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr?.on('data', (chunk: Buffer) => {
       log += chunk.toString();
-      const match = /"msg":"ingest service listening","service":"ingest","url":"([^"]+)"/.exec(log);
-      if (match?.[1] !== undefined) resolve(match[1]);
+      // Whole lines, read as JSON: the logger decides the order of a line's fields.
+      for (const line of log.split('\n').slice(0, -1)) {
+        if (!line.includes('ingest service listening')) continue;
+        const entry = JSON.parse(line) as { msg?: unknown; url?: unknown };
+        if (entry.msg === 'ingest service listening' && typeof entry.url === 'string') {
+          resolve(entry.url);
+        }
+      }
     });
     child.once('exit', (code) => reject(new Error(`ingest exited with ${code}: ${log}`)));
   });

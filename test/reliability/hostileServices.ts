@@ -136,6 +136,7 @@ export const startWalletChild = async (
         WALLET_GROUP_ID: `${topic}_wallet`,
         GRPC_HOST: '127.0.0.1',
         GRPC_PORT: String(port),
+        WALLET_HTTP_PORT: '0',
         LOG_LEVEL: 'info',
       },
       'wallet service serving',

@@ -1,0 +1,103 @@
+import type { HttpRoute } from './http.ts';
+
+/** One readiness check: whether a dependency serves now. Thrown errors count as false. */
+export type ReadinessCheck = () => boolean | Promise<boolean>;
+
+/** A check's state in a `/readyz` reply. */
+export type CheckState = 'ok' | 'unavailable';
+
+/** The body of a `/readyz` reply. */
+export interface ReadinessReport {
+  readonly status: CheckState;
+  readonly checks: Readonly<Record<string, CheckState>>;
+}
+
+/** `promise`'s value, or `fallback` when it fails or takes longer than `timeoutMs`. */
+export const within = <T, F>(promise: Promise<T>, timeoutMs: number, fallback: F): Promise<T | F> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(fallback), timeoutMs);
+    timer.unref();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(fallback);
+      },
+    );
+  });
+
+/**
+ * Runs `call` at most once at a time: callers arriving while it runs share its outcome.
+ * Probes and scrapes that come faster than a store answers (a stopped PostgreSQL can take
+ * seconds to refuse) then never pile up requests on it.
+ */
+export const coalesced = <T>(call: () => Promise<T>): (() => Promise<T>) => {
+  let running: Promise<T> | undefined;
+  return () => {
+    running ??= call().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+};
+
+/**
+ * A check that passes once `ping` resolves within `timeoutMs`. One ping runs at a time;
+ * a probe arriving while a slow one runs waits for that one (up to its own timeout).
+ */
+export const pingCheck = (ping: () => Promise<unknown>, timeoutMs: number): ReadinessCheck => {
+  const shared = coalesced(ping);
+  return () =>
+    within(
+      shared().then(() => true),
+      timeoutMs,
+      false,
+    );
+};
+
+/** Runs every check at once and reports each, `ok` overall only when all pass. */
+export const checkReadiness = async (
+  checks: Readonly<Record<string, ReadinessCheck>>,
+): Promise<ReadinessReport> => {
+  const names = Object.keys(checks);
+  const passed = await Promise.all(
+    names.map(async (name) => {
+      try {
+        return (await checks[name]?.()) === true;
+      } catch {
+        return false;
+      }
+    }),
+  );
+  const states: Record<string, CheckState> = {};
+  names.forEach((name, i) => {
+    states[name] = passed[i] === true ? 'ok' : 'unavailable';
+  });
+  return { status: passed.every(Boolean) ? 'ok' : 'unavailable', checks: states };
+};
+
+/**
+ * `/readyz`: `{"status":"ok"|"unavailable","checks":{...}}`, 200 when every check passes
+ * and 503 otherwise, so a load balancer or orchestrator stops sending work here.
+ */
+export const readinessRoute =
+  (checks: Readonly<Record<string, ReadinessCheck>>): HttpRoute =>
+  async (_request, response) => {
+    const report = await checkReadiness(checks);
+    response
+      .writeHead(report.status === 'ok' ? 200 : 503, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+      })
+      .end(JSON.stringify(report));
+  };
+
+/** `/healthz`: the process is alive and its event loop turns (200). */
+export const livenessRoute: HttpRoute = (_request, response) => {
+  response
+    .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    .end('{"status":"ok"}');
+};

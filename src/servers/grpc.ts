@@ -68,6 +68,24 @@ const HEALTH_PROTO_ROOT = resolve(dirname(healthProtoPath), '../..');
 // setTimeout fires at once for delays past 2^31-1 ms; such deadlines are as good as none.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * Every call whose deadline passes is cancelled by its client with an RST_STREAM. Node's
+ * HTTP/2 layer treats more than 1,000 of those in a burst (then 33/s) as a rapid-reset
+ * attack and ends the whole connection with GOAWAY INTERNAL_ERROR, failing the valid calls
+ * sharing it (grpc/grpc-node#2872). grpc-js passes no option through to
+ * `http2.createServer`, so its server options are extended before the port is bound.
+ * The limits stay finite: a flood far past what any deadline-bound client sends is still
+ * cut off.
+ */
+const RESET_LIMITS = { streamResetBurst: 50_000, streamResetRate: 10_000 };
+const allowDeadlineCancels = (server: Server) => {
+  const internals = server as unknown as { commonServerOptions?: Record<string, unknown> };
+  if (typeof internals.commonServerOptions !== 'object') {
+    throw new Error('grpc-js no longer keeps commonServerOptions: revisit allowDeadlineCancels');
+  }
+  Object.assign(internals.commonServerOptions, RESET_LIMITS);
+};
+
 const invalidUserId = (userId: string, maxLength: number): string | undefined => {
   // A stricter limit of this server's own (tests) still counts characters.
   if (maxLength < MAX_USER_ID_LENGTH && [...userId].length > maxLength) {
@@ -258,6 +276,7 @@ export const startGrpcServer = async (
   const server = new Server(
     deps.metrics === undefined ? {} : { interceptors: [callMetricsInterceptor(deps.metrics)] },
   );
+  allowDeadlineCancels(server);
   server.addService(walletService, { GetBalance: getBalance });
   health.addToServer(server);
   new ReflectionService(await withValidMapEntries(packageDefinition)).addToServer(server);

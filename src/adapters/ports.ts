@@ -20,6 +20,11 @@ export interface SaveResult {
 export interface StoredPurchase extends Purchase {
   /** True while the purchase is committed but not yet acknowledged by Kafka. */
   readonly pendingPublish: boolean;
+  /**
+   * While pending, the outbox entry that holds it: the ingest that published that entry
+   * itself knows the purchase is in Kafka even before the entry is cleared.
+   */
+  readonly pendingOutboxId?: string;
 }
 
 /** Durable storage of purchases with a transactional outbox (PostgreSQL). */

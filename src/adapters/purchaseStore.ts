@@ -11,7 +11,7 @@ const storedRow = z.object({
   id: z.string(),
   user_id: z.string(),
   amount: z.string(),
-  pending: z.boolean(),
+  outbox_id: z.string().nullable(),
 });
 const savedRow = z.object({
   batch_id: z.string().nullable(),
@@ -33,7 +33,10 @@ const toStored = (row: z.infer<typeof storedRow>): StoredPurchase => {
       `purchase ${row.id} has an unreadable amount ${row.amount}`,
     );
   }
-  return { id: row.id, userId: row.user_id, amountCents, pendingPublish: row.pending };
+  const stored = { id: row.id, userId: row.user_id, amountCents };
+  return row.outbox_id === null
+    ? { ...stored, pendingPublish: false }
+    : { ...stored, pendingPublish: true, pendingOutboxId: row.outbox_id };
 };
 
 /**
@@ -84,7 +87,7 @@ export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
           HAVING count(*) > 0
           RETURNING batch_id
         ), stored AS (
-          SELECT p.id, p.user_id, p.amount::text AS amount, o.batch_id IS NOT NULL AS pending
+          SELECT p.id, p.user_id, p.amount::text AS amount, o.batch_id::text AS outbox_id
           FROM purchases p
           LEFT JOIN outbox o ON o.created_at = p.created_at AND p.id = ANY(o.purchase_ids)
           WHERE p.id IN (SELECT id FROM input)
@@ -101,7 +104,7 @@ export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
         // taken (the insert waited for it): not in the snapshot, so asked for again.
         const late = [...unique.keys()].filter((id) => !inserted.has(id) && !existing.has(id));
         const rows = await pool.any(sql.type(storedRow)`
-          SELECT p.id, p.user_id, p.amount, o.batch_id IS NOT NULL AS pending
+          SELECT p.id, p.user_id, p.amount, o.batch_id::text AS outbox_id
           FROM purchases p
           LEFT JOIN outbox o ON o.created_at = p.created_at AND p.id = ANY(o.purchase_ids)
           WHERE p.id = ANY(${sql.array(late, 'text')})`);
@@ -112,7 +115,11 @@ export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
       for (const id of repeated) {
         const first = unique.get(id);
         if (first !== undefined && inserted.has(id)) {
-          existing.set(id, { ...first, pendingPublish: true });
+          existing.set(id, {
+            ...first,
+            pendingPublish: true,
+            ...(saved.batch_id === null ? {} : { pendingOutboxId: saved.batch_id }),
+          });
         }
       }
       return { outboxId: saved.batch_id, inserted, existing };

@@ -49,7 +49,9 @@ export const createMemoryPurchaseStore = ({
   const faults = { save: createFaultQueue(), markPublished: createFaultQueue() };
   let lastOutboxId = 0;
 
-  const pending = (id: string): boolean => [...outbox.values()].some((ids) => ids.includes(id));
+  /** The outbox entry still holding `id`, if any. */
+  const pendingIn = (id: string): string | undefined =>
+    [...outbox].find(([, ids]) => ids.includes(id))?.[0];
 
   const insert = (batch: readonly Purchase[]): SaveResult => {
     const inserted = new Set<string>();
@@ -60,7 +62,13 @@ export const createMemoryPurchaseStore = ({
         rows.set(purchase.id, purchase);
         inserted.add(purchase.id);
       } else if (!inserted.has(purchase.id)) {
-        existing.set(purchase.id, { ...stored, pendingPublish: pending(purchase.id) });
+        const outboxId = pendingIn(purchase.id);
+        existing.set(
+          purchase.id,
+          outboxId === undefined
+            ? { ...stored, pendingPublish: false }
+            : { ...stored, pendingPublish: true, pendingOutboxId: outboxId },
+        );
       }
     }
     if (inserted.size === 0) return { outboxId: null, inserted, existing };

@@ -78,7 +78,12 @@ test('a re-sent id is reported as stored, pending until its batch is marked publ
   const fresh = { id: 'resend-2', userId: 'resend-user', amountCents: 100 };
   const second = await store.save([{ ...original, amountCents: 1 }, fresh]);
   assert.deepEqual([...second.inserted], ['resend-2']);
-  assert.deepEqual(second.existing.get('resend-1'), { ...original, pendingPublish: true });
+  // Pending in the entry the first save wrote, which the store names.
+  assert.deepEqual(second.existing.get('resend-1'), {
+    ...original,
+    pendingPublish: true,
+    pendingOutboxId: first.outboxId,
+  });
   assert.ok(second.outboxId !== null);
   assert.deepEqual(await outboxIds(second.outboxId), ['resend-2']);
 
@@ -110,6 +115,7 @@ test('an id repeated within one batch is stored once, as its first occurrence', 
     userId: 'twice-user',
     amountCents: 250,
     pendingPublish: true,
+    pendingOutboxId: result.outboxId,
   });
   const amounts = await pool.anyFirst(
     sql.type(z.object({ amount: z.string() }))`
@@ -185,7 +191,12 @@ test('saves that run at once and share ids neither deadlock nor lose an answer',
     const insertedOnce = Number(a.inserted.has(purchase.id)) + Number(b.inserted.has(purchase.id));
     assert.equal(insertedOnce, 1, `${purchase.id} inserted by exactly one save`);
     const other = a.inserted.has(purchase.id) ? b : a;
-    assert.deepEqual(other.existing.get(purchase.id), { ...purchase, pendingPublish: true });
+    const winner = a.inserted.has(purchase.id) ? a : b;
+    assert.deepEqual(other.existing.get(purchase.id), {
+      ...purchase,
+      pendingPublish: true,
+      pendingOutboxId: winner.outboxId,
+    });
   }
   assert.ok(a.inserted.has('race-own-1') && b.inserted.has('race-own-2'));
 });

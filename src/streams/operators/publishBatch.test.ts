@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { firstValueFrom, from, toArray } from 'rxjs';
+import { firstValueFrom, from, Subject, toArray } from 'rxjs';
 import type { PurchasePublisher, PurchaseStore } from '../../adapters/ports.ts';
 import { SpendstreamError, StoreUnavailableError } from '../../errors.ts';
 import type { Purchase } from '../../purchase.ts';
@@ -455,4 +455,43 @@ test('a failed outbox clear does not fail a published batch; the entry stays for
   assert.equal(state?.failure, undefined);
   assert.equal(state?.published, true);
   assert.equal(store.outbox.size, 1);
+});
+
+test('a resend racing the clear of its published outbox entry is settled as published', async () => {
+  const store = createMemoryPurchaseStore();
+  const publisher = createMemoryPurchasePublisher();
+  // The clear of the first entry does not finish: the entry stays, as in the moment
+  // between an ack and its clear.
+  store.hangNext('markPublished', 1);
+  const source = new Subject<BatchState<string>>();
+  const out: BatchState<string>[] = [];
+  const subscription = source
+    .pipe(publishBatch<string>(publisher, store, fast))
+    .subscribe((batch) => out.push(batch));
+  try {
+    source.next(await savedBatch(store, [purchase('acked')]));
+    while (out.length < 1) await sleep(1);
+    assert.equal(out[0]?.published, true);
+
+    // Stored before, published by another instance or not at all: still pending.
+    const foreign = { ...purchase('elsewhere'), pendingPublish: true, pendingOutboxId: '99' };
+    const resend = await savedBatch(store, [purchase('acked')]);
+    assert.equal(resend.saved?.existing.get('acked')?.pendingPublish, true, 'entry not cleared');
+    source.next({
+      ...resend,
+      saved: {
+        outboxId: null,
+        inserted: new Set(),
+        existing: new Map([...(resend.saved?.existing ?? []), ['elsewhere', foreign]]),
+      },
+    });
+    while (out.length < 2) await sleep(1);
+    assert.deepEqual(out[1]?.saved?.existing.get('acked'), {
+      ...purchase('acked'),
+      pendingPublish: false,
+    });
+    assert.deepEqual(out[1]?.saved?.existing.get('elsewhere'), foreign);
+  } finally {
+    subscription.unsubscribe();
+  }
 });

@@ -1,5 +1,5 @@
 import { catchError, map, Observable, of, Subscription, type OperatorFunction } from 'rxjs';
-import type { PurchasePublisher, PurchaseStore } from '../../adapters/ports.ts';
+import type { PurchasePublisher, PurchaseStore, StoredPurchase } from '../../adapters/ports.ts';
 import type { Purchase } from '../../purchase.ts';
 import type { BatchState } from '../types.ts';
 import { callStore, type StoreCallConfig } from './callStore.ts';
@@ -57,6 +57,31 @@ const chunksOf = (purchases: Purchase[], maxBytes: number): Purchase[][] => {
   return chunks;
 };
 
+/**
+ * Outbox entries this stage published that a resend may still find uncleared. The clear
+ * follows the ack within a round trip, so a few thousand entries cover any resend racing
+ * it; older ones are forgotten, first published first.
+ */
+const REMEMBERED_ENTRIES = 4_096;
+
+/**
+ * Marks the stored purchases of a batch that wait in an outbox entry this stage already
+ * published as published: a client resending a purchase right after its ack, before the
+ * entry is cleared, gets its duplicate ack instead of `unavailable`.
+ */
+const settleResends = <R>(batch: BatchState<R>, published: ReadonlySet<string>): BatchState<R> => {
+  const saved = batch.saved;
+  if (saved === undefined || saved.existing.size === 0 || published.size === 0) return batch;
+  let settled: Map<string, StoredPurchase> | undefined;
+  for (const [id, stored] of saved.existing) {
+    const { pendingOutboxId, ...rest } = stored;
+    if (pendingOutboxId === undefined || !published.has(pendingOutboxId)) continue;
+    settled ??= new Map(saved.existing);
+    settled.set(id, { ...rest, pendingPublish: false });
+  }
+  return settled === undefined ? batch : { ...batch, saved: { ...saved, existing: settled } };
+};
+
 interface Waiting<R> {
   readonly batch: BatchState<R>;
   readonly outboxId: string;
@@ -94,6 +119,15 @@ export const publishBatch =
       };
       const waiting: Waiting<R>[] = [];
       const toClear: string[] = [];
+      // Insertion-ordered: the oldest entry is evicted first.
+      const published = new Set<string>();
+      const remember = (outboxId: string) => {
+        published.add(outboxId);
+        if (published.size > REMEMBERED_ENTRIES) {
+          const oldest = published.values().next();
+          if (oldest.done !== true) published.delete(oldest.value);
+        }
+      };
       const running = new Set<Subscription>();
       let sending = false;
       let clearing = false;
@@ -162,7 +196,10 @@ export const publishBatch =
           callStore('kafka', () => publishAll(purchases), once).pipe(
             map(() => {
               for (const { batch } of group) subscriber.next({ ...batch, published: true });
-              for (const { outboxId } of group) toClear.push(outboxId);
+              for (const { outboxId } of group) {
+                remember(outboxId);
+                toClear.push(outboxId);
+              }
               clearNext();
             }),
             catchError((error: unknown) => {
@@ -178,7 +215,8 @@ export const publishBatch =
       };
 
       const upstream = source.subscribe({
-        next: (batch) => {
+        next: (saved) => {
+          const batch = settleResends(saved, published);
           const outboxId = batch.saved?.outboxId ?? null;
           if (batch.failure !== undefined || outboxId === null) return subscriber.next(batch);
           const purchases = newlyInserted(batch);

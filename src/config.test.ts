@@ -59,3 +59,23 @@ test('every setting is listed for the README', () => {
   assert.ok(SETTING_NAMES.includes('DATABASE_URL'));
   assert.ok(SETTING_NAMES.includes('KAFKA_BROKERS'));
 });
+
+test('the wallet gRPC address takes host:port or [ipv6]:port with a real port', () => {
+  assert.equal(
+    loadConfig({ WALLET_GRPC_ADDRESS: '[::1]:50051' }).wallet.grpcAddress,
+    '[::1]:50051',
+  );
+  assert.equal(
+    loadConfig({ WALLET_GRPC_ADDRESS: 'wallet:50051' }).wallet.grpcAddress,
+    'wallet:50051',
+  );
+  for (const bad of ['wallet', 'wallet:99999', 'a b:1', '::1:50051']) {
+    assert.throws(() => loadConfig({ WALLET_GRPC_ADDRESS: bad }), /WALLET_GRPC_ADDRESS/, bad);
+  }
+});
+
+test('the status page is on by default and can be turned off', () => {
+  assert.equal(loadConfig({}).ingest.statusPage, true);
+  assert.equal(loadConfig({ INGEST_STATUS_PAGE: 'off' }).ingest.statusPage, false);
+  assert.throws(() => loadConfig({ INGEST_STATUS_PAGE: 'maybe' }), /INGEST_STATUS_PAGE/);
+});

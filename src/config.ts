@@ -41,8 +41,12 @@ const settingsShape = z.object({
   WALLET_HTTP_PORT: port.default(8081),
   WALLET_GRPC_ADDRESS: z
     .string()
-    .regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port or [ipv6]:port')
+    .refine((address) => Number(address.slice(address.lastIndexOf(':') + 1)) <= 65_535, {
+      message: 'port must be at most 65535',
+    })
     .default('127.0.0.1:50051'),
+  INGEST_STATUS_PAGE: z.enum(['on', 'off']).default('on'),
   WALLET_GROUP_ID: z.string().min(1).default('wallet-group'),
   KAFKA_DEAD_LETTER_TOPIC: z
     .string()
@@ -107,6 +111,8 @@ export interface Config {
     readonly durableDeadlineMs: number;
     readonly pingIntervalMs: number;
     readonly shutdownTimeoutMs: number;
+    /** Whether the ingest port serves the status page and its balance lookup. */
+    readonly statusPage: boolean;
   };
   readonly outbox: { readonly recoveryIntervalMs: number; readonly minAgeMs: number };
 }
@@ -175,6 +181,7 @@ export const loadConfig = (
       durableDeadlineMs: s.INGEST_DURABLE_DEADLINE_MS,
       pingIntervalMs: s.INGEST_PING_INTERVAL_MS,
       shutdownTimeoutMs: s.INGEST_SHUTDOWN_TIMEOUT_MS,
+      statusPage: s.INGEST_STATUS_PAGE === 'on',
     },
     outbox: { recoveryIntervalMs: s.OUTBOX_RECOVERY_INTERVAL_MS, minAgeMs: s.OUTBOX_MIN_AGE_MS },
   });

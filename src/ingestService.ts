@@ -19,6 +19,7 @@ import { createIngestMetrics } from './metrics.ts';
 import type { ReplyRef } from './servers/connectionActor.ts';
 import { metricsRoute } from './servers/http.ts';
 import {
+  ABANDON_AFTER_TIMEOUTS,
   coalesced,
   livenessRoute,
   pingCheck,
@@ -89,7 +90,10 @@ export const startIngestService = async (
   const inFlight = trackInFlight(kafkaPublisher);
   // The gauges are read at scrape time: connections and unacked from the server, the
   // outbox from PostgreSQL (bounded, and one query however many scrapes come at once).
-  const outboxBacklog = coalesced(() => readOutboxBacklog(pool));
+  const outboxBacklog = coalesced(
+    () => readOutboxBacklog(pool),
+    ABANDON_AFTER_TIMEOUTS * CHECK_TIMEOUT_MS,
+  );
   const metrics = createIngestMetrics(undefined, {
     connections: () => server.connections,
     unacked: () => server.unacked,
@@ -160,7 +164,8 @@ export const startIngestService = async (
 
   // The status page's balance lookup; grpc-js connects on the first call, so the ingest
   // starts and runs whether or not the wallet is up.
-  const wallet = connectWallet(config.wallet.grpcAddress);
+  // Only the status page's balance lookup calls the wallet.
+  const wallet = config.ingest.statusPage ? connectWallet(config.wallet.grpcAddress) : undefined;
   const server = await startWebSocketServer(
     {
       host: config.ws.host,
@@ -185,7 +190,9 @@ export const startIngestService = async (
           kafka: pingCheck(() => pingKafka(admin, config.kafka.topic), CHECK_TIMEOUT_MS),
         }),
         '/metrics': metricsRoute(metrics.registry),
-        ...createStatusPageRoutes({ wallet, wsPath: config.ws.path, logger }),
+        ...(wallet === undefined
+          ? {}
+          : createStatusPageRoutes({ wallet, wsPath: config.ws.path, logger })),
       },
       logger,
       observer: connectionObserver(metrics),
@@ -211,7 +218,7 @@ export const startIngestService = async (
     if (timedOut) logger.warn('drain timed out; unacked purchases stay in the outbox');
     clearInterval(relay);
     await server.close();
-    wallet.close();
+    wallet?.close();
     await recovering;
     await Promise.all([
       kafkaPublisher.close(),

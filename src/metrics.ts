@@ -9,10 +9,21 @@ const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** Batch-size buckets in purchases. */
 const SIZES = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
 
-const baseRegistry = () => {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  return registry;
+const baseRegistry = () => new Registry();
+
+let processRegistry: Registry | undefined;
+
+/**
+ * The process's own metrics (CPU, memory, event loop, GC), collected once per process
+ * however many services it runs: their collectors (a GC observer, an event-loop monitor)
+ * are never stopped, so one per service would pile up with every start.
+ */
+export const processMetrics = (): Registry => {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
 };
 
 /** Batch size and duration of one pipeline stage, labelled by stage. */

@@ -20,6 +20,7 @@ import { createWalletMetrics } from './metrics.ts';
 import { startGrpcServer } from './servers/grpc.ts';
 import { metricsRoute, startHttpServer } from './servers/http.ts';
 import {
+  ABANDON_AFTER_TIMEOUTS,
   coalesced,
   livenessRoute,
   pingCheck,
@@ -95,13 +96,27 @@ export const startWalletService = async (
   // highWatermark: a consumer that is stuck (Redis down) or has lost its partitions
   // fetches no batches, and lag from them would freeze at its last value just when it
   // grows. Two admin requests per scrape are cheap; the figure is the whole group's.
-  const consumerLag = coalesced(() => fetchConsumerLag(admin, groupId, topic));
+  const consumerLag = coalesced(
+    () => fetchConsumerLag(admin, groupId, topic),
+    ABANDON_AFTER_TIMEOUTS * CHECK_TIMEOUT_MS,
+  );
   const metrics = createWalletMetrics(undefined, {
     consumerLag: () => within(consumerLag(), CHECK_TIMEOUT_MS, undefined),
   });
 
   const consumer = createWalletConsumer(kafka, groupId);
   let assigned = false;
+  // A member between rebalances; not while the group rebalances, after a stop or a lost
+  // connection, until it has joined again.
+  for (const event of [
+    consumer.events.REBALANCING,
+    consumer.events.STOP,
+    consumer.events.DISCONNECT,
+  ]) {
+    consumer.on(event, () => {
+      assigned = false;
+    });
+  }
   consumer.on(consumer.events.GROUP_JOIN, () => {
     assigned = true;
   });
@@ -202,7 +217,19 @@ export const startWalletService = async (
       }),
     },
     logger,
-  );
+  ).catch(async (error: unknown) => {
+    // The port is taken (or not allowed): nothing started so far may outlive the failure.
+    subscription.unsubscribe();
+    await Promise.allSettled([
+      consumer.disconnect(),
+      deadLetterProducer.disconnect(),
+      grpc.close(),
+      admin.disconnect(),
+      redis.quit(),
+      readerRedis.quit(),
+    ]);
+    throw error;
+  });
   let reportFailure: (error: Error) => void = () => undefined;
   const failure = new Promise<Error>((resolve) => {
     reportFailure = resolve;

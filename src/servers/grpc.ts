@@ -77,7 +77,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * The limits stay finite: a flood far past what any deadline-bound client sends is still
  * cut off.
  */
-const RESET_LIMITS = { streamResetBurst: 50_000, streamResetRate: 10_000 };
+const RESET_LIMITS = { streamResetBurst: 10_000, streamResetRate: 1_000 };
 const allowDeadlineCancels = (server: Server) => {
   const internals = server as unknown as { commonServerOptions?: Record<string, unknown> };
   if (typeof internals.commonServerOptions !== 'object') {

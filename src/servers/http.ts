@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { Logger } from '../logger.ts';
+import { processMetrics } from '../metrics.ts';
 
 /** Answers one HTTP request. */
 export type HttpRoute = (
@@ -25,7 +26,11 @@ export interface HttpServer {
  */
 export const routeRequests =
   (routes: HttpRoutes, logger: Logger) => (request: IncomingMessage, response: ServerResponse) => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    // The path as sent, query string dropped. Never `new URL`: it throws on request lines
+    // like `GET http://[ HTTP/1.1`, and a throw here would escape to the process.
+    const target = request.url ?? '/';
+    const query = target.indexOf('?');
+    const path = query === -1 ? target : target.slice(0, query);
     const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
     if (route === undefined) {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -40,13 +45,14 @@ export const routeRequests =
       });
   };
 
-/** Serves a registry's metrics in the Prometheus text format. */
-export const metricsRoute =
-  (registry: Registry): HttpRoute =>
-  async (_request, response) => {
-    const body = await registry.metrics();
-    response.writeHead(200, { 'content-type': registry.contentType }).end(body);
+/** Serves a registry's metrics, and the process's, in the Prometheus text format. */
+export const metricsRoute = (registry: Registry): HttpRoute => {
+  const exposed = Registry.merge([processMetrics(), registry]);
+  return async (_request, response) => {
+    const body = await exposed.metrics();
+    response.writeHead(200, { 'content-type': exposed.contentType }).end(body);
   };
+};
 
 /** Starts an HTTP server on `host:port` (0 picks a free port) serving `routes`. */
 export const startHttpServer = async (

@@ -32,24 +32,41 @@ export const within = <T, F>(promise: Promise<T>, timeoutMs: number, fallback: F
 /**
  * Runs `call` at most once at a time: callers arriving while it runs share its outcome.
  * Probes and scrapes that come faster than a store answers (a stopped PostgreSQL can take
- * seconds to refuse) then never pile up requests on it.
+ * seconds to refuse) then never pile up requests on it. A call still unsettled after
+ * `abandonAfterMs` is no longer shared, so one that hangs (a blackholed connection can
+ * wait minutes for TCP to give up) does not keep failing every later probe once the store
+ * is back: the next caller starts a fresh one.
  */
-export const coalesced = <T>(call: () => Promise<T>): (() => Promise<T>) => {
+export const coalesced = <T>(
+  call: () => Promise<T>,
+  abandonAfterMs = Number.POSITIVE_INFINITY,
+): (() => Promise<T>) => {
   let running: Promise<T> | undefined;
+  let startedAt = 0;
   return () => {
-    running ??= call().finally(() => {
+    if (running !== undefined && performance.now() - startedAt > abandonAfterMs) {
       running = undefined;
-    });
+    }
+    if (running === undefined) {
+      startedAt = performance.now();
+      const current: Promise<T> = call().finally(() => {
+        if (running === current) running = undefined;
+      });
+      running = current;
+    }
     return running;
   };
 };
+
+/** How many of its own timeouts a hung ping is shared before a fresh one replaces it. */
+export const ABANDON_AFTER_TIMEOUTS = 5;
 
 /**
  * A check that passes once `ping` resolves within `timeoutMs`. One ping runs at a time;
  * a probe arriving while a slow one runs waits for that one (up to its own timeout).
  */
 export const pingCheck = (ping: () => Promise<unknown>, timeoutMs: number): ReadinessCheck => {
-  const shared = coalesced(ping);
+  const shared = coalesced(ping, ABANDON_AFTER_TIMEOUTS * timeoutMs);
   return () =>
     within(
       shared().then(() => true),

@@ -122,7 +122,10 @@ const balanceRoute =
   (deps: StatusPageDeps): HttpRoute =>
   async (request, response) => {
     if (!readOnly(request, response)) return;
-    const userId = new URL(request.url ?? '/', 'http://localhost').searchParams.get('user_id');
+    // URLSearchParams never throws, whatever the request line held.
+    const target = request.url ?? '';
+    const query = target.indexOf('?');
+    const userId = new URLSearchParams(query === -1 ? '' : target.slice(query + 1)).get('user_id');
     if (userId === null) {
       json(response, 400, { code: 'invalid_user_id', message: 'user_id is required' });
       return;

@@ -220,3 +220,21 @@ test('health endpoints answer on the WebSocket port', async () => {
   assert.equal((await fetch(`${base}/readyz`)).status, 200);
   assert.equal((await fetch(`${base}/nope`)).status, 404);
 });
+
+test('INGEST_STATUS_PAGE=off: no status page or balance lookup on the port, the rest serves', async () => {
+  const closed = await startIngestHarness({ INGEST_STATUS_PAGE: 'off' });
+  try {
+    const base = `http://127.0.0.1:${closed.service.port}`;
+    assert.equal((await fetch(`${base}/`)).status, 404);
+    assert.equal((await fetch(`${base}/api/balance?user_id=1`)).status, 404);
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    assert.equal((await fetch(`${base}/metrics`)).status, 200);
+    const client = await connectClient(closed.url);
+    const purchase = { id: uniqueName('quiet'), user_id: 'quiet-user', amount: 1 };
+    client.send(purchase);
+    assert.deepEqual(await client.next(), { status: 'ack', id: purchase.id, duplicate: false });
+    await client.close();
+  } finally {
+    await closed.close();
+  }
+});

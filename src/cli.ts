@@ -82,10 +82,11 @@ const runCli = async (args: readonly string[], io: CommandIo): Promise<number> =
   }
 };
 
-// A reader that goes away (`spendstream send … | head`) is not an error of ours.
+// A reader that goes away (`spendstream send … | head`) ends the run quietly, but a run it
+// cut short did not succeed: replies went unread and purchases may be unsent.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code !== 'EPIPE') throw error;
-  process.exit(process.exitCode ?? 0);
+  process.exit(process.exitCode ?? 1);
 });
 
 // exitCode rather than exit(): output may still be flushing to a pipe.

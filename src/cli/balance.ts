@@ -5,7 +5,7 @@ import { integerOption, parseCommandArgs, UsageError, type Command } from './com
 
 const TIMEOUT_MS = 5_000;
 
-export const help = `Usage: spendstream balance [options] <user_id…>
+const help = `Usage: spendstream balance [options] <user_id…>
 
 Asks the wallet for each user's balances (gRPC GetBalance, proto/wallet.proto) and
 prints one JSON line per user on stdout, in argument order:

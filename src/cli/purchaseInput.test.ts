@@ -5,6 +5,7 @@ import { UsageError } from './command.ts';
 import {
   purchasesFromArguments,
   purchasesFromLines,
+  LINE_TOO_LONG,
   readLines,
   type Outgoing,
 } from './purchaseInput.ts';
@@ -95,4 +96,32 @@ test('blank lines are skipped; a line that is not a JSON object is answered with
     },
   });
   assert.equal(frameOf(items[3]).id, 'x');
+});
+
+test('a line over the limit is answered too_large in its place, never held whole', async () => {
+  const huge = 'x'.repeat(40);
+  const input = Readable.from([
+    '{"user_id":"1","amount":1}\n',
+    `{"user_id":"${huge.slice(0, 10)}`,
+    huge,
+    huge,
+    `"}\n{"user_id":"2","amount":2}\n`,
+    huge,
+    huge,
+  ]);
+  const lines = await collect(readLines(input, 32));
+  assert.deepEqual(lines, [
+    '{"user_id":"1","amount":1}',
+    LINE_TOO_LONG,
+    '{"user_id":"2","amount":2}',
+    LINE_TOO_LONG,
+  ]);
+  const [, refused] = await collect(purchasesFromLines(Readable.from(lines)));
+  assert.deepEqual(refused, {
+    reply: {
+      status: 'error',
+      code: 'too_large',
+      message: 'line 2 is longer than a frame may be; not sent',
+    },
+  });
 });

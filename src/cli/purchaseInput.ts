@@ -49,28 +49,77 @@ export const purchasesFromArguments = (args: readonly string[]): Outgoing[] =>
     return toFrame(value);
   });
 
-/** The lines of `input` (UTF-8, `\n` or `\r\n`), read as they are consumed. */
-export async function* readLines(input: Readable): AsyncGenerator<string> {
+/** Stands for a line longer than the reader's limit: skipped as it streams, never held. */
+export const LINE_TOO_LONG = Symbol('line too long');
+
+/** Characters a line may hold by default: the ingest's default frame limit (1 MiB). */
+export const DEFAULT_MAX_LINE_LENGTH = 1_048_576;
+
+const withoutCr = (line: string) => (line.endsWith('\r') ? line.slice(0, -1) : line);
+
+/**
+ * The lines of `input` (UTF-8, `\n` or `\r\n`), read as they are consumed. A line longer
+ * than `maxLineLength` characters (a frame the ingest would refuse anyway) comes out as
+ * {@link LINE_TOO_LONG}, and its text is dropped as it arrives, so input without newlines
+ * cannot grow the reader's memory.
+ */
+export async function* readLines(
+  input: Readable,
+  maxLineLength = DEFAULT_MAX_LINE_LENGTH,
+): AsyncGenerator<string | typeof LINE_TOO_LONG> {
   input.setEncoding('utf8');
-  let rest = '';
+  // The start of the current line, in the pieces it arrived in (no quadratic re-joining).
+  let pieces: string[] = [];
+  let length = 0;
+  let tooLong = false;
   for await (const chunk of input as AsyncIterable<string>) {
-    const lines = (rest + chunk).split('\n');
-    rest = lines.pop() ?? '';
-    for (const line of lines) yield line.endsWith('\r') ? line.slice(0, -1) : line;
+    let start = 0;
+    for (let end = chunk.indexOf('\n'); end !== -1; end = chunk.indexOf('\n', start)) {
+      const piece = chunk.slice(start, end);
+      start = end + 1;
+      if (tooLong || length + piece.length > maxLineLength) yield LINE_TOO_LONG;
+      else yield withoutCr(pieces.length === 0 ? piece : pieces.join('') + piece);
+      pieces = [];
+      length = 0;
+      tooLong = false;
+    }
+    const tail = chunk.slice(start);
+    if (tooLong || tail === '') continue;
+    if (length + tail.length > maxLineLength) {
+      tooLong = true;
+      pieces = [];
+      length = 0;
+    } else {
+      pieces.push(tail);
+      length += tail.length;
+    }
   }
-  if (rest !== '') yield rest;
+  if (tooLong) yield LINE_TOO_LONG;
+  else if (length > 0) yield withoutCr(pieces.join(''));
 }
 
 /**
  * The purchases of a JSON-lines stream, one object per line; blank lines are skipped. A
  * line that is not a JSON object is not sent: it is answered in its place, with the code
- * the ingest would use (`invalid_json`, `invalid_purchase`) and its line number, and the
+ * the ingest would use (`invalid_json`, `invalid_purchase`, `too_large`) and its line number, and the
  * lines after it are still sent.
  */
-export async function* purchasesFromLines(lines: AsyncIterable<string>): AsyncGenerator<Outgoing> {
+export async function* purchasesFromLines(
+  lines: AsyncIterable<string | typeof LINE_TOO_LONG>,
+): AsyncGenerator<Outgoing> {
   let number = 0;
   for await (const line of lines) {
     number += 1;
+    if (line === LINE_TOO_LONG) {
+      yield {
+        reply: {
+          status: 'error',
+          code: 'too_large',
+          message: `line ${number} is longer than a frame may be; not sent`,
+        },
+      };
+      continue;
+    }
     if (line.trim() === '') continue;
     let value: unknown;
     try {

@@ -10,7 +10,7 @@ import { StoreUnavailableError } from '../errors.ts';
 import { centsToDecimal } from '../purchase.ts';
 import { parseCommandArgs, UsageError, type Command } from './command.ts';
 
-export const help = `Usage: spendstream reconcile
+const help = `Usage: spendstream reconcile
 
 Compares every user's total in Redis (the wallet's) with the sum of their purchases in
 PostgreSQL and prints the users whose totals differ, as decimals. Purchases the wallet

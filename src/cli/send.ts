@@ -17,7 +17,7 @@ const RETRIES = 5;
 const RETRY_DELAY_MS = 100;
 const REPLY_TIMEOUT_MS = 30_000;
 
-export const help = `Usage: spendstream send [options] [purchase…]
+const help = `Usage: spendstream send [options] [purchase…]
 
 Sends purchases to the ingest over one WebSocket and prints each reply as one JSON
 line on stdout, in input order; a summary goes to stderr.
@@ -143,13 +143,13 @@ export const send: Command = {
       }
       const stream = file.createReadStream();
       close = () => stream.destroy();
-      items = purchasesFromLines(readLines(stream));
+      items = purchasesFromLines(readLines(stream, io.loadConfig().ingest.maxFrameBytes));
     } else if (fromStdin) {
       if (io.stdin.isTTY === true) {
         io.stderr.write('reading purchases from stdin, one JSON object per line; Ctrl-D ends\n');
       }
       close = () => io.stdin.destroy();
-      items = purchasesFromLines(readLines(io.stdin));
+      items = purchasesFromLines(readLines(io.stdin, io.loadConfig().ingest.maxFrameBytes));
     } else {
       items = fromArgs;
     }

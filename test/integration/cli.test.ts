@@ -368,3 +368,22 @@ test('the bin package.json names is what the build emits, and runs as installed'
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('send whose reader goes away before the end exits 1, not 0', async () => {
+  const lines = Array.from(
+    { length: 5_000 },
+    (_, i) => `{"user_id":"${uniqueName('cli-pipe')}","amount":"0.0${1 + (i % 9)}"}`,
+  );
+  const child = spawn(process.execPath, [`${ROOT}src/cli.ts`, 'send', '--window', '10'], {
+    env,
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  // The child stops reading its input when it exits.
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(`${lines.join('\n')}\n`);
+  // Like `| head -1`: the first reply is read, then the pipe is closed.
+  await once(child.stdout, 'data');
+  child.stdout.destroy();
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 1);
+});

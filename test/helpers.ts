@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 // Shared by the integration tests: every test works in names of its own and cleans up.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { sql } from 'slonik';
+import { sql, type DatabasePool } from 'slonik';
 import { createPostgresPool, ensureDatabase } from '../src/adapters/postgres.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 
@@ -62,8 +64,45 @@ export const clearKeyPrefix = async (redis: Redis, prefix: string): Promise<void
 };
 
 /**
+ * Takes an ACCESS EXCLUSIVE lock on `purchases` in a transaction of `pool`'s, so every
+ * insert waits on it; resolves once the lock is held, with the function that releases it
+ * (safe to call more than once: a test's cleanup can call it again).
+ */
+export const lockPurchases = async (pool: DatabasePool): Promise<() => Promise<void>> => {
+  let release = () => undefined as void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let locked = () => undefined as void;
+  const isLocked = new Promise<void>((resolve) => {
+    locked = resolve;
+  });
+  const holding = pool.transaction(async (transaction) => {
+    await transaction.query(sql.unsafe`LOCK TABLE purchases IN ACCESS EXCLUSIVE MODE`);
+    locked();
+    await released;
+  });
+  // A lock that could not be taken rejects here rather than leaving the caller waiting.
+  await Promise.race([isLocked, holding]);
+  return async () => {
+    release();
+    await holding;
+  };
+};
+
+/**
  * How much of the reliability suite runs: `reduced` inside `npm test` (short loads, the
  * scenarios that fit CI's budget), `full` under `npm run test:reliability`.
  */
 export const reliabilityLevel: 'reduced' | 'full' =
   process.env['RELIABILITY_LEVEL'] === 'full' ? 'full' : 'reduced';
+
+/** Debian's Chromium, found on PATH as CI installs it (playwright-core brings no browser). */
+export const chromiumPath = () => {
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+    const candidate = join(dir, 'chromium');
+    if (existsSync(candidate)) return candidate;
+  }
+  if (existsSync('/usr/bin/chromium')) return '/usr/bin/chromium';
+  throw new Error('no chromium on PATH: install the Debian package chromium (.ci/run does)');
+};

@@ -118,12 +118,27 @@ export const instrumentOffsetCommitter = (
 
 /**
  * Counts the pipeline's replies: `add` each one (integer increments), then `flush` once
- * per outcome batch, which increments each counter once. Refusals are logged, throttled.
+ * per outcome batch, which increments each counter once. Refusals are logged, throttled
+ * per code: a burst of one code holds back neither the first line of another nor is
+ * counted as another's. `clock` is the throttles' (tests pass one of their own).
  */
-export const createOutcomeTally = (metrics: IngestMetrics, logger: Logger) => {
+export const createOutcomeTally = (
+  metrics: Pick<IngestMetrics, 'acked' | 'rejected'>,
+  logger: Logger,
+  clock?: () => number,
+) => {
   const acked = metrics.acked.labels({ duplicate: 'false' });
   const duplicates = metrics.acked.labels({ duplicate: 'true' });
-  const refusedLog = createThrottledLog(logger, 'warn');
+  // One throttle per code; the codes are a closed set, so the map stays small.
+  const refusedLogs = new Map<ErrorCode, ReturnType<typeof createThrottledLog>>();
+  const refusedLog = (code: ErrorCode) => {
+    let log = refusedLogs.get(code);
+    if (log === undefined) {
+      log = createThrottledLog(logger, 'warn', undefined, clock);
+      refusedLogs.set(code, log);
+    }
+    return log;
+  };
   let newAcks = 0;
   let duplicateAcks = 0;
   let refused: Map<ErrorCode, number> | undefined;
@@ -145,7 +160,7 @@ export const createOutcomeTally = (metrics: IngestMetrics, logger: Logger) => {
       if (refused === undefined) return;
       for (const [code, count] of refused) {
         metrics.rejected.inc({ code }, count);
-        refusedLog('purchases refused', { code, count });
+        refusedLog(code)('purchases refused', { code, count });
       }
       refused = undefined;
     },

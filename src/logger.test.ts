@@ -60,12 +60,31 @@ test('a message is written as it is, never used as a format string', () => {
 
 test('a throttled log writes the first line, then holds back the rest of the interval', () => {
   const { logger, entries } = capture();
-  const log = createThrottledLog(logger, 'warn', 60_000);
+  let now = 1_000;
+  const log = createThrottledLog(logger, 'warn', 60_000, () => now);
   log('publish failed', { attempt: 1 });
+  now += 30_000;
   log('publish failed', { attempt: 2 });
+  now += 29_999;
   log('publish failed', { attempt: 3 });
-  assert.deepEqual(
-    entries().map((entry) => [entry['attempt'], entry['suppressed']]),
-    [[1, 0]],
-  );
+  const written = () => entries().map((entry) => [entry['attempt'], entry['suppressed']]);
+  assert.deepEqual(written(), [[1, 0]]);
+  // The interval over, the next line is written with how many were held back before it.
+  now += 1;
+  log('publish failed', { attempt: 4 });
+  assert.deepEqual(written(), [
+    [1, 0],
+    [4, 2],
+  ]);
+  // The count starts again from the line written.
+  now += 10;
+  log('publish failed', { attempt: 5 });
+  now += 60_000;
+  log('publish failed', { attempt: 6 });
+  assert.deepEqual(written(), [
+    [1, 0],
+    [4, 2],
+    [6, 1],
+  ]);
+  assert.ok(entries().every((entry) => entry['level'] === 'warn'));
 });

@@ -72,17 +72,19 @@ export const createLogger = (
 /**
  * Logs the first of a run of lines at once, then at most one per `intervalMs`, each with
  * how many were held back since the last (`suppressed`): an outage fails every call, and
- * one line per call would bury everything else.
+ * one line per call would bury everything else. `clock` reads the time in milliseconds (tests
+ * pass one of their own).
  */
 export const createThrottledLog = (
   logger: Logger,
   level: LogLevel = 'warn',
   intervalMs = 10_000,
+  clock: () => number = () => performance.now(),
 ): ((message: string, fields?: Record<string, unknown>) => void) => {
   let lastAt = -Infinity;
   let suppressed = 0;
   return (message, fields) => {
-    const now = performance.now();
+    const now = clock();
     if (now - lastAt < intervalMs) {
       suppressed += 1;
       return;

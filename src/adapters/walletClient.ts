@@ -1,5 +1,5 @@
 // A client of proto/wallet.proto, as any user of the proof of concept's contract builds
-// one: the CLI, the ingest's status page and the tests read balances through it.
+// one: the CLI, the ingest's status page, the bench and the tests read balances through it.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
@@ -7,15 +7,18 @@ import { fileURLToPath } from 'node:url';
 /** The `WalletService` client of proto/wallet.proto. */
 export interface WalletClient {
   /** Calls `GetBalance`; rejects with the grpc-js `ServiceError` (its `code`) on failure. */
-  getBalance(userId: string, deadlineMs?: number): Promise<{ balances: Record<string, number> }>;
+  getBalance(userId: string, deadlineMs?: number): Promise<BalanceReply>;
   close(): void;
 }
 
-type Reply = { balances: Record<string, number> };
-type Call = (
+/** What `GetBalance` answers. */
+export type BalanceReply = { balances: Record<string, number> };
+
+/** `GetBalance` as grpc-js calls it: one callback a call, no promise. */
+export type GetBalanceCall = (
   request: { user_id: string },
   options: grpc.CallOptions,
-  callback: (error: grpc.ServiceError | null, reply?: Reply) => void,
+  callback: (error: grpc.ServiceError | null, reply?: BalanceReply) => void,
 ) => void;
 
 const definition = protoLoader.loadSync(
@@ -26,19 +29,32 @@ const walletPackage = grpc.loadPackageDefinition(definition)['trade_engine_walle
   WalletService: grpc.ServiceClientConstructor;
 };
 
+/**
+ * Connects a grpc-js `WalletService` client to `address` (`host:port`) without TLS and
+ * hands out its `GetBalance` in callback style (the bench's load calls it so).
+ */
+export const connectWalletCallbacks = (
+  address: string,
+): { getBalance: GetBalanceCall; close: () => void } => {
+  const client = new walletPackage.WalletService(address, grpc.credentials.createInsecure());
+  return {
+    getBalance: (client['GetBalance'] as GetBalanceCall).bind(client),
+    close: () => client.close(),
+  };
+};
+
 /** Connects to the wallet's gRPC server at `address` (`host:port`) without TLS. */
 export const connectWallet = (address: string): WalletClient => {
-  const client = new walletPackage.WalletService(address, grpc.credentials.createInsecure());
-  const call = (client['GetBalance'] as Call).bind(client);
+  const { getBalance, close } = connectWalletCallbacks(address);
   return {
     getBalance: (userId, deadlineMs = 5_000) =>
       new Promise((resolve, reject) => {
-        call({ user_id: userId }, { deadline: Date.now() + deadlineMs }, (error, reply) =>
+        getBalance({ user_id: userId }, { deadline: Date.now() + deadlineMs }, (error, reply) =>
           error === null && reply !== undefined
             ? resolve(reply)
             : reject(error ?? new Error('no reply')),
         );
       }),
-    close: () => client.close(),
+    close,
   };
 };

@@ -8,7 +8,7 @@ import { createKafka } from '../../src/adapters/kafka.ts';
 import type { Config } from '../../src/config.ts';
 import type { IngestService } from '../../src/ingestService.ts';
 import { run, ROOT } from '../../scripts/infra.ts';
-import { uniqueName } from '../helpers.ts';
+import { lockPurchases, uniqueName } from '../helpers.ts';
 import { flatten, startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
 import { connectClient, type Reply } from '../wsClient.ts';
@@ -39,28 +39,6 @@ after(() => harness.close());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Holds an exclusive lock on `purchases` (every insert waits) until the returned call. */
-const lockPurchases = async (): Promise<() => Promise<void>> => {
-  let release = () => undefined as void;
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let locked = () => undefined as void;
-  const isLocked = new Promise<void>((resolve) => {
-    locked = resolve;
-  });
-  const holding = pool.transaction(async (tx) => {
-    await tx.query(sql.unsafe`LOCK TABLE purchases IN ACCESS EXCLUSIVE MODE`);
-    locked();
-    await released;
-  });
-  await isLocked;
-  return async () => {
-    release();
-    await holding;
-  };
-};
-
 const outboxSize = () =>
   pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox`);
 
@@ -68,7 +46,7 @@ const rowIds = async () =>
   new Set(await pool.anyFirst(sql.type(z.object({ id: z.string() }))`SELECT id FROM purchases`));
 
 test('a stalled PostgreSQL stops the server reading instead of queueing', async () => {
-  const unlock = await lockPurchases();
+  const unlock = await lockPurchases(pool);
   const client = await connectClient(url);
   const frames = 200;
   try {
@@ -107,7 +85,7 @@ test('a stalled PostgreSQL stops the server reading instead of queueing', async 
 });
 
 test('a purchase that cannot be made durable in time gets unavailable, and a retry succeeds', async () => {
-  const unlock = await lockPurchases();
+  const unlock = await lockPurchases(pool);
   const client = await connectClient(url);
   const purchases = Array.from({ length: 10 }, (_, i) => ({
     id: uniqueName(`slow${i}`),

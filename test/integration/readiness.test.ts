@@ -3,13 +3,12 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, test } from 'node:test';
-import { sql } from 'slonik';
 import { freePort } from '../../bench/processes.ts';
 import { ensurePostgres, localPostgresDataDir, type StartedService } from '../../scripts/infra.ts';
 import { createKafka } from '../../src/adapters/kafka.ts';
 import { startIngestService } from '../../src/ingestService.ts';
 import { createLogger } from '../../src/logger.ts';
-import { configWith, uniqueName } from '../helpers.ts';
+import { configWith, lockPurchases, uniqueName } from '../helpers.ts';
 import { startIngestHarness } from '../ingestHarness.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
 import { eventually, readiness, scrape, valueOf } from '../metricsScrape.ts';
@@ -74,24 +73,8 @@ test('/readyz is 503 from the moment a drain starts, while the port still answer
   assert.equal((await readiness(service.port)).code, 200);
 
   // Inserts wait on this lock, so the drain cannot finish until it is released.
-  let release = () => undefined as void;
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let locked = () => undefined as void;
-  const isLocked = new Promise<void>((resolve) => {
-    locked = resolve;
-  });
-  const holding = pool.transaction(async (transaction) => {
-    await transaction.query(sql.unsafe`LOCK TABLE purchases IN ACCESS EXCLUSIVE MODE`);
-    locked();
-    await released;
-  });
-  cleanups.push(() => {
-    release();
-    return holding;
-  });
-  await isLocked;
+  const unlock = await lockPurchases(pool);
+  cleanups.push(unlock);
 
   const client = await connectClient(url);
   client.send({ id: uniqueName('drain'), user_id: 'drain-user', amount: '1.00' });
@@ -105,8 +88,7 @@ test('/readyz is 503 from the moment a drain starts, while the port still answer
   });
   assert.equal(valueOf(await scrape(service.port), 'spendstream_purchases_unacked'), 1);
 
-  release();
-  await holding;
+  await unlock();
   // The drain answers what it holds before it closes the socket.
   assert.equal((await client.next()).status, 'ack');
   assert.equal(await client.closed, 1001);

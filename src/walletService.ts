@@ -106,6 +106,9 @@ export const startWalletService = async (
 
   const consumer = createWalletConsumer(kafka, groupId);
   let assigned = false;
+  // Health follows the consumer's state as it changes (set once gRPC serves), not only on
+  // the next periodic check: a health check right after the join sees SERVING.
+  let healthChanged = () => undefined as void;
   // A member between rebalances; not while the group rebalances, after a stop or a lost
   // connection, until it has joined again.
   for (const event of [
@@ -115,13 +118,16 @@ export const startWalletService = async (
   ]) {
     consumer.on(event, () => {
       assigned = false;
+      healthChanged();
     });
   }
   consumer.on(consumer.events.GROUP_JOIN, () => {
     assigned = true;
+    healthChanged();
   });
   consumer.on(consumer.events.CRASH, (event) => {
     assigned = false;
+    healthChanged();
     logger.error('consumer crashed', {
       error: event.payload.error,
       restart: event.payload.restart,
@@ -234,8 +240,10 @@ export const startWalletService = async (
   const failure = new Promise<Error>((resolve) => {
     reportFailure = resolve;
   });
+  healthChanged = () => grpc.setServing(!stopRequested && isServing() && !lostTotals);
+  healthChanged();
   const health = setInterval(() => {
-    grpc.setServing(isServing() && !lostTotals);
+    healthChanged();
     // Redis restarted empty under us: the totals are gone and going on would serve and
     // build on partial ones. Exit; the next start finds no totals and replays the topic.
     store.isInitialised(topic).then(

@@ -111,10 +111,22 @@ test('the sum over many purchases from many clients is exact to the cent', async
 });
 
 test('the wallet health check script reports SERVING', async () => {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    [`${ROOT}src/walletHealthcheck.ts`],
-    { env: childEnv({ GRPC_PORT: String(wallet.grpcPort) }) },
-  );
-  assert.equal(stdout.trim(), 'SERVING');
+  // As the container's health check runs it: a few tries, each its own process, exit 0
+  // once SERVING (a wallet still joining its group answers NOT_SERVING and exit 1).
+  const check = () =>
+    promisify(execFile)(process.execPath, [`${ROOT}src/walletHealthcheck.ts`], {
+      env: childEnv({ GRPC_PORT: String(wallet.grpcPort) }),
+    }).then(
+      ({ stdout }) => stdout.trim(),
+      (error: { code?: number; stdout?: string }) => {
+        assert.equal(error.code, 1, 'a failed check exits 1');
+        return error.stdout?.trim() ?? '';
+      },
+    );
+  const seen: string[] = [];
+  for (let attempt = 0; attempt < 5 && seen.at(-1) !== 'SERVING'; attempt += 1) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 1_000));
+    seen.push(await check());
+  }
+  assert.equal(seen.at(-1), 'SERVING', `answers: ${seen.join(', ')}`);
 });

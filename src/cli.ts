@@ -82,12 +82,16 @@ const runCli = async (args: readonly string[], io: CommandIo): Promise<number> =
   }
 };
 
-// A reader that goes away (`spendstream send … | head`) ends the run quietly, but a run it
-// cut short did not succeed: replies went unread and purchases may be unsent.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+// A reader that goes away (`spendstream send … | head -1`) ends the run quietly, but a run
+// it cut short did not succeed: replies went unread, purchases may be unsent. Exit 1 then;
+// once the command has finished, with its own status (only its output was not all read).
+let finished = false;
+const readerGone = (error: NodeJS.ErrnoException) => {
   if (error.code !== 'EPIPE') throw error;
-  process.exit(process.exitCode ?? 1);
-});
+  process.exit(finished ? process.exitCode : 1);
+};
+process.stdout.on('error', readerGone);
+process.stderr.on('error', readerGone);
 
 // exitCode rather than exit(): output may still be flushing to a pipe.
 process.exitCode = await runCli(process.argv.slice(2), {
@@ -99,3 +103,4 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stderr: process.stderr,
   loadConfig: () => loadConfig(),
 });
+finished = true;

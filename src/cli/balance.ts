@@ -22,7 +22,7 @@ Options:
   -h, --help             show this help
 
 Exit status: 0 when every call succeeded, 1 when any failed, 2 for a mistake in the
-command line.
+command line or an invalid setting.
 `;
 
 /** `<STATUS_NAME>: <details>` for a grpc-js ServiceError; the message for anything else. */

@@ -5,7 +5,6 @@ import { UsageError } from './command.ts';
 import {
   purchasesFromArguments,
   purchasesFromLines,
-  LINE_TOO_LONG,
   readLines,
   type Outgoing,
 } from './purchaseInput.ts';
@@ -65,7 +64,7 @@ test('lines split across chunks, CRLF endings and a last line without newline ar
     '"amount":1}\r\n\n{"user_id"',
     ':"2","amount":2}',
   ]);
-  assert.deepEqual(await collect(readLines(input)), [
+  assert.deepEqual(await collect(readLines(input, 1_048_576)), [
     '{"user_id":"1","amount":1}',
     '',
     '{"user_id":"2","amount":2}',
@@ -98,7 +97,7 @@ test('blank lines are skipped; a line that is not a JSON object is answered with
   assert.equal(frameOf(items[3]).id, 'x');
 });
 
-test('a line over the limit is answered too_large in its place, never held whole', async () => {
+test('a line over the limit comes out as its length in bytes, in its place', async () => {
   const huge = 'x'.repeat(40);
   const input = Readable.from([
     '{"user_id":"1","amount":1}\n',
@@ -109,19 +108,67 @@ test('a line over the limit is answered too_large in its place, never held whole
     huge,
     huge,
   ]);
-  const lines = await collect(readLines(input, 32));
-  assert.deepEqual(lines, [
+  assert.deepEqual(await collect(readLines(input, 32)), [
     '{"user_id":"1","amount":1}',
-    LINE_TOO_LONG,
+    { bytes: 12 + 10 + 80 + 2, limit: 32 },
     '{"user_id":"2","amount":2}',
-    LINE_TOO_LONG,
+    { bytes: 80, limit: 32 },
   ]);
-  const [, refused] = await collect(purchasesFromLines(Readable.from(lines)));
-  assert.deepEqual(refused, {
+});
+
+test('the limit is in UTF-8 bytes, a \\r\\n ending not counted; characters split across chunks are whole', async () => {
+  const e = Buffer.from('é'); // 2 bytes
+  const sixteen = 'é'.repeat(16); // 32 bytes
+  const input = Readable.from([
+    Buffer.from(`${sixteen}\r\n${sixteen}é\n`),
+    // One 'é' split between two chunks, in a line of exactly the limit.
+    Buffer.concat([Buffer.from('é'.repeat(7)), e.subarray(0, 1)]),
+    Buffer.concat([e.subarray(1), Buffer.from(`${'é'.repeat(8)}\r`)]),
+    Buffer.from('\n'),
+    // 33 bytes and a \r: one over, however it ends.
+    Buffer.from(`x${sixteen}\r`),
+  ]);
+  assert.deepEqual(await collect(readLines(input, 32)), [
+    sixteen,
+    { bytes: 34, limit: 32 },
+    sixteen,
+    { bytes: 33, limit: 32 },
+  ]);
+});
+
+test(
+  'input without newlines is read in linear time and answered as one line',
+  { timeout: 20_000 },
+  async () => {
+    // 64 MiB in 64 KiB chunks: re-joining the line so far per chunk copies some 32 GiB.
+    const chunk = Buffer.alloc(65_536, 'x');
+    const chunks = function* () {
+      for (let i = 0; i < 1_024; i += 1) yield chunk;
+    };
+    const started = performance.now();
+    const lines = await collect(readLines(Readable.from(chunks()), 1_048_576));
+    assert.deepEqual(lines, [{ bytes: 1_024 * 65_536, limit: 1_048_576 }]);
+    assert.ok(performance.now() - started < 5_000, `${Math.round(performance.now() - started)} ms`);
+  },
+);
+
+test('a line over the limit is answered too_large with its number, and not sent', async () => {
+  const items = await collect(
+    purchasesFromLines(
+      Readable.from([
+        '{"user_id":"1","amount":1}',
+        { bytes: 2_000_000, limit: 1_048_576 },
+        '{"user_id":"2","amount":2}',
+      ]),
+    ),
+  );
+  assert.equal(items.length, 3);
+  assert.deepEqual(items[1], {
     reply: {
       status: 'error',
       code: 'too_large',
-      message: 'line 2 is longer than a frame may be; not sent',
+      message: 'line 2 is 2000000 bytes, more than the 1048576 a frame may hold; not sent',
     },
   });
+  assert.deepEqual(frameOf(items[2]).sent, { id: frameOf(items[2]).id, user_id: '2', amount: 2 });
 });

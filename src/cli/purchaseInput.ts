@@ -49,73 +49,93 @@ export const purchasesFromArguments = (args: readonly string[]): Outgoing[] =>
     return toFrame(value);
   });
 
-/** Stands for a line longer than the reader's limit: skipped as it streams, never held. */
-export const LINE_TOO_LONG = Symbol('line too long');
+/** A line longer than the reader's limit, in place of its text (dropped as it streamed). */
+export interface LongLine {
+  /** The line's length in bytes, without its line ending. */
+  readonly bytes: number;
+  /** The most bytes a line may hold. */
+  readonly limit: number;
+}
 
-/** Characters a line may hold by default: the ingest's default frame limit (1 MiB). */
-export const DEFAULT_MAX_LINE_LENGTH = 1_048_576;
-
-const withoutCr = (line: string) => (line.endsWith('\r') ? line.slice(0, -1) : line);
+const NEWLINE = 0x0a;
+const CR = 0x0d;
 
 /**
  * The lines of `input` (UTF-8, `\n` or `\r\n`), read as they are consumed. A line longer
- * than `maxLineLength` characters (a frame the ingest would refuse anyway) comes out as
- * {@link LINE_TOO_LONG}, and its text is dropped as it arrives, so input without newlines
- * cannot grow the reader's memory.
+ * than `maxLineBytes` bytes (a frame the ingest would refuse) comes out as a
+ * {@link LongLine}: its bytes are counted and dropped as they arrive, so input without
+ * newlines cannot grow the reader's memory. Each byte is looked at once; a line is
+ * joined from its pieces once, when it ends.
  */
 export async function* readLines(
   input: Readable,
-  maxLineLength = DEFAULT_MAX_LINE_LENGTH,
-): AsyncGenerator<string | typeof LINE_TOO_LONG> {
-  input.setEncoding('utf8');
-  // The start of the current line, in the pieces it arrived in (no quadratic re-joining).
-  let pieces: string[] = [];
-  let length = 0;
-  let tooLong = false;
-  for await (const chunk of input as AsyncIterable<string>) {
-    let start = 0;
-    for (let end = chunk.indexOf('\n'); end !== -1; end = chunk.indexOf('\n', start)) {
-      const piece = chunk.slice(start, end);
-      start = end + 1;
-      if (tooLong || length + piece.length > maxLineLength) yield LINE_TOO_LONG;
-      else yield withoutCr(pieces.length === 0 ? piece : pieces.join('') + piece);
+  maxLineBytes: number,
+): AsyncGenerator<string | LongLine> {
+  // The current line: its pieces while it fits (one byte more, for a \r of a \r\n).
+  let pieces: Buffer[] = [];
+  let bytes = 0;
+  let kept = true;
+  let endsWithCr = false;
+  const add = (piece: Buffer) => {
+    if (piece.length === 0) return;
+    bytes += piece.length;
+    endsWithCr = piece[piece.length - 1] === CR;
+    if (!kept) return;
+    if (bytes > maxLineBytes + 1) {
+      kept = false;
       pieces = [];
-      length = 0;
-      tooLong = false;
-    }
-    const tail = chunk.slice(start);
-    if (tooLong || tail === '') continue;
-    if (length + tail.length > maxLineLength) {
-      tooLong = true;
-      pieces = [];
-      length = 0;
     } else {
-      pieces.push(tail);
-      length += tail.length;
+      pieces.push(piece);
     }
+  };
+  const line = (): string | LongLine => {
+    const length = endsWithCr ? bytes - 1 : bytes;
+    const result =
+      length > maxLineBytes
+        ? { bytes: length, limit: maxLineBytes }
+        : (pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes)).toString(
+            'utf8',
+            0,
+            length,
+          );
+    pieces = [];
+    bytes = 0;
+    kept = true;
+    endsWithCr = false;
+    return result;
+  };
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    // \n never occurs inside a multi-byte UTF-8 sequence: bytes split where characters do.
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    let start = 0;
+    for (let end = data.indexOf(NEWLINE); end !== -1; end = data.indexOf(NEWLINE, start)) {
+      add(data.subarray(start, end));
+      start = end + 1;
+      yield line();
+    }
+    add(data.subarray(start));
   }
-  if (tooLong) yield LINE_TOO_LONG;
-  else if (length > 0) yield withoutCr(pieces.join(''));
+  if (bytes > 0) yield line();
 }
 
 /**
  * The purchases of a JSON-lines stream, one object per line; blank lines are skipped. A
- * line that is not a JSON object is not sent: it is answered in its place, with the code
- * the ingest would use (`invalid_json`, `invalid_purchase`, `too_large`) and its line number, and the
- * lines after it are still sent.
+ * line that is not a JSON object, or a {@link LongLine}, is not sent: it is answered in
+ * its place, with the code the ingest would use (`invalid_json`, `invalid_purchase`,
+ * `too_large`) and its line number, and the lines after it are still sent.
  */
 export async function* purchasesFromLines(
-  lines: AsyncIterable<string | typeof LINE_TOO_LONG>,
+  lines: AsyncIterable<string | LongLine>,
 ): AsyncGenerator<Outgoing> {
   let number = 0;
   for await (const line of lines) {
     number += 1;
-    if (line === LINE_TOO_LONG) {
+    if (typeof line !== 'string') {
       yield {
         reply: {
           status: 'error',
           code: 'too_large',
-          message: `line ${number} is longer than a frame may be; not sent`,
+          message: `line ${number} is ${line.bytes} bytes, more than the ${line.limit} a frame may hold; not sent`,
         },
       };
       continue;

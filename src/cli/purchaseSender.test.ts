@@ -7,16 +7,26 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Outgoing, Reply } from './purchaseInput.ts';
 import { ConnectionLostError, sendPurchases, type SendOptions } from './purchaseSender.ts';
 
-/** A server whose every connection runs `script`; it records the frames each one got. */
+/**
+ * A server whose every connection runs `script`; it records the frames each one got. A
+ * frame over `maxPayload` closes its connection with 1009, as the ingest does.
+ */
 const startServer = async (
   script: (socket: WebSocket, frame: string, connection: number) => void,
+  { maxPayload }: { maxPayload?: number } = {},
 ) => {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  const server = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    ...(maxPayload === undefined ? {} : { maxPayload }),
+  });
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const frames: string[][] = [];
   server.on('connection', (socket) => {
     const connection = frames.length;
     frames.push([]);
+    // A frame over maxPayload: ws closes with 1009 and reports it here too.
+    socket.on('error', () => undefined);
     socket.on('message', (data: Buffer) => {
       const frame = data.toString('utf8');
       frames[connection]?.push(frame);
@@ -63,6 +73,11 @@ const collect = async (iterable: AsyncIterable<Reply>) => {
   }
 };
 
+/** Resolves once `condition` holds, checked every few milliseconds. */
+const eventually = async (condition: () => boolean) => {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+};
+
 const ids = (count: number, prefix = 'p') =>
   Array.from({ length: count }, (_, i) => `${prefix}${i}`);
 
@@ -105,7 +120,7 @@ test(
   { timeout: 10_000 },
   async () => {
     let answer = () => {};
-    const { url } = await startServer((socket, frame) => {
+    const { url, frames } = await startServer((socket, frame) => {
       const previous = answer;
       answer = () => {
         previous();
@@ -123,8 +138,14 @@ test(
     }
     const replies = sendPurchases(endless(), options(url, { window: 5 }));
     const first = replies.next();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The window is full once the server holds its five frames. An intake ignoring it
+    // would read on, an item per turn of the event loop: give it many turns to do so.
+    await eventually(() => (frames[0]?.length ?? 0) >= 5);
+    for (let turn = 0; turn < 50; turn += 1) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     assert.ok(read <= 6, `${read} items read with none answered`);
+    assert.equal(frames[0]?.length, 5, 'no more than the window sent');
     answer();
     assert.equal((await first).value?.['id'], 'e0');
     await replies.return(undefined);
@@ -242,5 +263,100 @@ test(
     assert.deepEqual(replies[0], ack(purchase('a').frame));
     assert.equal(replies[1]?.['code'], 'unavailable');
     assert.match(String(replies[1]?.['message']), /^no reply \(no reply within 50 ms\)/);
+  },
+);
+
+/** A purchase whose frame is about `bytes` long. */
+const bulky = (id: string, bytes: number): Outgoing & { frame: string } => ({
+  frame: JSON.stringify({ id, user_id: 'u'.repeat(bytes), amount: 1 }),
+  id,
+});
+
+test(
+  'a frame the server closes the connection on with 1009 is answered too_large; the rest go on',
+  { timeout: 10_000 },
+  async () => {
+    const { url, frames } = await startServer(
+      (socket, frame) => socket.send(JSON.stringify(ack(frame))),
+      { maxPayload: 200 },
+    );
+    const items = [purchase('p0'), bulky('big', 300), purchase('p2'), purchase('p3')];
+    const { replies, error } = await collect(sendPurchases(items, options(url, { retries: 2 })));
+
+    assert.equal(error, undefined);
+    assert.deepEqual(
+      replies.map((reply) => [reply.status, reply['id']]),
+      [
+        ['ack', 'p0'],
+        ['error', 'big'],
+        ['ack', 'p2'],
+        ['ack', 'p3'],
+      ],
+    );
+    assert.equal(replies[1]?.['code'], 'too_large');
+    assert.match(String(replies[1]?.['message']), /\(code 1009\); not stored$/);
+    assert.equal(frames.length, 2, 'one new connection, for the purchases after it');
+    assert.ok(!frames.flat().some((frame) => frame.includes('"big"')));
+  },
+);
+
+test(
+  'several frames over the limit in flight: each is answered too_large, none resent after it',
+  { timeout: 10_000 },
+  async () => {
+    const { url, frames } = await startServer(
+      (socket, frame) => socket.send(JSON.stringify(ack(frame))),
+      { maxPayload: 200 },
+    );
+    // More of them than retries: closes that settle a purchase are not failures.
+    const items = [
+      bulky('big1', 300),
+      purchase('p1'),
+      bulky('big2', 250),
+      bulky('big3', 400),
+      purchase('p4'),
+    ];
+    const { replies, error } = await collect(sendPurchases(items, options(url, { retries: 1 })));
+
+    assert.equal(error, undefined);
+    assert.deepEqual(
+      replies.map((reply) => [reply['id'], reply['code'] ?? reply.status]),
+      [
+        ['big1', 'too_large'],
+        ['p1', 'ack'],
+        ['big2', 'too_large'],
+        ['big3', 'too_large'],
+        ['p4', 'ack'],
+      ],
+    );
+    assert.equal(frames.length, 4, 'a new connection after each of the three');
+  },
+);
+
+test(
+  'a frame over maxFrameBytes is answered too_large in its place without being sent',
+  { timeout: 10_000 },
+  async () => {
+    const { url, frames } = await startServer((socket, frame) =>
+      socket.send(JSON.stringify(ack(frame))),
+    );
+    const items = [purchase('p0'), bulky('big', 300), purchase('p2')];
+    const { replies, error } = await collect(
+      sendPurchases(items, options(url, { maxFrameBytes: 200 })),
+    );
+
+    assert.equal(error, undefined);
+    const bytes = Buffer.byteLength(bulky('big', 300).frame);
+    assert.deepEqual(replies[1], {
+      status: 'error',
+      code: 'too_large',
+      id: 'big',
+      message: `its frame is ${bytes} bytes, more than the 200 a frame may hold; not sent`,
+    });
+    assert.deepEqual(
+      replies.map((reply) => reply.status),
+      ['ack', 'error', 'ack'],
+    );
+    assert.deepEqual(frames, [[purchase('p0').frame, purchase('p2').frame]]);
   },
 );

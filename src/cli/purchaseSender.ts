@@ -19,6 +19,11 @@ export interface SendOptions {
   readonly retryDelayMs: number;
   /** A connection with purchases in flight and no reply for this long is dropped and redialled. */
   readonly replyTimeoutMs: number;
+  /**
+   * Frames longer than this (UTF-8 bytes) are answered `too_large` without being sent: the
+   * ingest would close the connection on them (`INGEST_MAX_FRAME_BYTES`). No check when absent.
+   */
+  readonly maxFrameBytes?: number;
 }
 
 /** The connection could not be kept: the replies before it are final, the rest were made up. */
@@ -28,6 +33,16 @@ export class ConnectionLostError extends Error {
 
 const RETRYABLE = new Set(['unavailable', 'overloaded']);
 const MAX_DELAY_MS = 5_000;
+/** The close code for a message too big to take: the ingest's answer to a frame over its limit. */
+const MESSAGE_TOO_BIG = 1009;
+
+/** The reply to a purchase whose frame is over the ingest's limit. */
+const tooLarge = (entry: Entry, message: string): Reply => ({
+  status: 'error',
+  code: 'too_large',
+  ...(entry.id === undefined ? {} : { id: entry.id }),
+  message,
+});
 
 interface Entry {
   readonly frame: string;
@@ -46,7 +61,9 @@ interface Entry {
  * resent (the ingest acks a resent id as a duplicate, never stores it twice). Memory stays
  * bounded: at most `window` items are read ahead of the consumer. When the connection
  * cannot be restored, every purchase still waiting gets a made-up `unavailable` reply with
- * its id, and the iteration then throws a {@link ConnectionLostError}.
+ * its id, and the iteration then throws a {@link ConnectionLostError}. A frame the ingest
+ * refuses as too big (close code 1009, no reply) is answered `too_large` and not resent;
+ * the purchases after it go on over a new connection.
  */
 export async function* sendPurchases(
   items: AsyncIterable<Outgoing> | Iterable<Outgoing>,
@@ -133,10 +150,33 @@ export async function* sendPurchases(
     changed();
   };
 
+  // A close with 1009 answers a frame over the ingest's limit; the ingest read no further,
+  // so that frame is unanswered. The largest unanswered frame is at least as large, so over
+  // the limit too: refusing it is right even when the limit is unknown, and each such close
+  // settles one purchase.
+  const refuseLargestInFlight = (): boolean => {
+    let largest: Entry | undefined;
+    let largestBytes = -1;
+    for (const entry of inFlight) {
+      const bytes = Buffer.byteLength(entry.frame);
+      if (bytes > largestBytes) [largest, largestBytes] = [entry, bytes];
+    }
+    if (largest === undefined) return false;
+    const refused = largest;
+    inFlight = inFlight.filter((entry) => entry !== refused);
+    refused.reply = tooLarge(
+      refused,
+      `the ingest closed the connection on its ${largestBytes}-byte frame as too large (code 1009); not stored`,
+    );
+    changed();
+    return true;
+  };
+
   const onClose = (closed: WebSocket, code: number) => {
     if (socket !== closed) return;
     socket = undefined;
     armReplyTimer();
+    const refused = code === MESSAGE_TOO_BIG && refuseLargestInFlight();
     // Unanswered purchases may or may not be stored: resent with their ids, they are
     // acked either way, and first, to keep their order.
     toSend = [...inFlight, ...toSend];
@@ -144,6 +184,11 @@ export async function* sendPurchases(
     const reason = problem ?? `the ingest closed the connection (code ${code})`;
     problem = undefined;
     if (stopped || failure !== undefined || toSend.length === 0) return;
+    if (refused) {
+      // Not a failure of the connection: the ingest answered, in its way.
+      failuresInARow = 0;
+      return pump();
+    }
     // Only a close that cost replies counts; an idle connection is simply redialled when
     // the next purchase comes.
     failuresInARow += 1;
@@ -214,6 +259,16 @@ export async function* sendPurchases(
         }
         const entry: Entry = { frame: item.frame, id: item.id, retries: 0, sent: false };
         pending.push(entry);
+        const limit = options.maxFrameBytes;
+        const bytes = limit === undefined ? 0 : Buffer.byteLength(item.frame);
+        if (limit !== undefined && bytes > limit) {
+          entry.reply = tooLarge(
+            entry,
+            `its frame is ${bytes} bytes, more than the ${limit} a frame may hold; not sent`,
+          );
+          changed();
+          continue;
+        }
         toSend.push(entry);
         pump();
       }

@@ -34,19 +34,26 @@ when no purchase argument is given, or the argument is -.
 A purchase without an "id" gets a random UUID, so that it can be resent safely: one
 answered "unavailable" or "overloaded", or unanswered when the connection drops, is
 resent with the same id (stored once, acked as a duplicate). A line that is not a JSON
-object is answered in its place (invalid_json, invalid_purchase) and not sent.
+object is answered in its place (invalid_json, invalid_purchase) and not sent, as is a
+line or frame longer than --max-line-bytes (too_large). A frame the ingest closes the
+connection on as too large (code 1009) is answered too_large; the rest go on.
 
 Options:
-  --url <ws-url>       the ingest (default ws://WS_HOST:WS_PORT/WS_PATH from the settings)
-  --file <path>        read purchases from this JSON-lines file
-  --window <n>         most purchases read ahead and not yet answered (default ${WINDOW})
-  --retries <n>        resends of one purchase, and reconnections in a row (default ${RETRIES})
-  --timeout <ms>       redial a connection silent this long with purchases in flight
-                       (default ${REPLY_TIMEOUT_MS})
-  -h, --help           show this help
+  --url <ws-url>          the ingest (default ws://WS_HOST:WS_PORT/WS_PATH from the
+                          settings)
+  --file <path>           read purchases from this JSON-lines file
+  --window <n>            most purchases read ahead and not yet answered (default ${WINDOW})
+  --retries <n>           resends of one purchase, and reconnections in a row
+                          (default ${RETRIES})
+  --timeout <ms>          redial a connection silent this long with purchases in flight
+                          (default ${REPLY_TIMEOUT_MS})
+  --max-line-bytes <n>    the longest line, and frame, sent; longer ones are answered
+                          too_large (default INGEST_MAX_FRAME_BYTES, the ingest's limit)
+  -h, --help              show this help
 
 Exit status: 0 when every purchase was acked (duplicates included), 1 when any was
-refused or left unanswered, 2 for a mistake in the command line.
+refused or left unanswered or the reader of stdout went away before the end, 2 for a
+mistake in the command line or an invalid setting.
 `;
 
 /** The default URL: the ingest as the settings place it; a wildcard listen address means this host. */
@@ -109,6 +116,7 @@ export const send: Command = {
       window: { type: 'string' },
       retries: { type: 'string' },
       timeout: { type: 'string' },
+      'max-line-bytes': { type: 'string' },
     });
     if (values.help === true) {
       io.stdout.write(help);
@@ -129,6 +137,12 @@ export const send: Command = {
     const fromArgs =
       fromStdin || values.file !== undefined ? [] : purchasesFromArguments(positionals);
     const url = checkedUrl(values.url ?? defaultUrl(io.loadConfig()));
+    // A line or frame longer than the ingest takes is answered here, never held or sent.
+    const maxLineBytes = values['max-line-bytes'];
+    const maxFrameBytes =
+      maxLineBytes === undefined
+        ? io.loadConfig().ingest.maxFrameBytes
+        : integerOption('max-line-bytes', maxLineBytes, 0);
 
     let items: AsyncIterable<Outgoing> | Iterable<Outgoing>;
     let close = () => {};
@@ -143,13 +157,13 @@ export const send: Command = {
       }
       const stream = file.createReadStream();
       close = () => stream.destroy();
-      items = purchasesFromLines(readLines(stream, io.loadConfig().ingest.maxFrameBytes));
+      items = purchasesFromLines(readLines(stream, maxFrameBytes));
     } else if (fromStdin) {
       if (io.stdin.isTTY === true) {
         io.stderr.write('reading purchases from stdin, one JSON object per line; Ctrl-D ends\n');
       }
       close = () => io.stdin.destroy();
-      items = purchasesFromLines(readLines(io.stdin, io.loadConfig().ingest.maxFrameBytes));
+      items = purchasesFromLines(readLines(io.stdin, maxFrameBytes));
     } else {
       items = fromArgs;
     }
@@ -162,6 +176,7 @@ export const send: Command = {
         retries,
         retryDelayMs: RETRY_DELAY_MS,
         replyTimeoutMs,
+        maxFrameBytes,
       })) {
         counts.add(reply);
         if (!io.stdout.write(`${JSON.stringify(reply)}\n`)) await once(io.stdout, 'drain');

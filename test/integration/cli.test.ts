@@ -216,12 +216,59 @@ test('an invalid purchase prints its error code in its place, the rest are store
   );
 });
 
+test('a line or frame over the frame limit is answered too_large in its place; the rest are stored', async () => {
+  const input = [
+    '{"id":"cli-large-1","user_id":"cli-large","amount":1}',
+    // Over the ingest's INGEST_MAX_FRAME_BYTES, 1048576.
+    JSON.stringify({
+      id: 'cli-large-2',
+      user_id: 'cli-large',
+      amount: 2,
+      pad: 'x'.repeat(1_200_000),
+    }),
+    '{"id":"cli-large-3","user_id":"cli-large","amount":3}',
+  ].join('\n');
+  // The CLI reads the ingest's limit from the settings: the line is answered as it is read.
+  const local = await cli(['send'], { input });
+  assert.equal(local.code, 1, local.stderr);
+  assert.deepEqual(
+    local.lines.map((reply) => [reply['status'], reply['code'] ?? reply['id']]),
+    [
+      ['ack', 'cli-large-1'],
+      ['error', 'too_large'],
+      ['ack', 'cli-large-3'],
+    ],
+  );
+  assert.match(String(local.lines[1]?.['message']), /^line 2 is \d+ bytes, more than the 1048576 /);
+  assert.equal(local.stderr, '3 purchases: 2 acked, 1 failed (too_large 1)\n');
+
+  // With a higher --max-line-bytes the frame is sent, and the ingest closes the connection
+  // on it with 1009: that purchase is answered too_large, the rest go on.
+  const remote = await cli(['send', '--max-line-bytes', '4000000', '--retries', '1'], { input });
+  assert.equal(remote.code, 1, remote.stderr);
+  assert.deepEqual(
+    remote.lines.map((reply) => [reply['status'], reply['code'] ?? 'ack', reply['id']]),
+    [
+      ['ack', 'ack', 'cli-large-1'],
+      ['error', 'too_large', 'cli-large-2'],
+      ['ack', 'ack', 'cli-large-3'],
+    ],
+  );
+  assert.match(String(remote.lines[1]?.['message']), /\(code 1009\); not stored$/);
+  assert.equal(remote.stderr, '3 purchases: 2 acked (2 duplicate), 1 failed (too_large 1)\n');
+  assert.deepEqual(
+    (await stored(['cli-large-1', 'cli-large-2', 'cli-large-3'])).map((row) => row.id),
+    ['cli-large-1', 'cli-large-3'],
+  );
+});
+
 test('mistakes in the command line exit 2 without sending anything', async () => {
   const cases = [
     ['send', 'user_id=1', 'amount=2'],
     ['send', '--file', 'x.jsonl', '{"user_id":"1","amount":1}'],
     ['send', '--file', `${ROOT}no/such/file.jsonl`],
     ['send', '--window', '0', '{"user_id":"1","amount":1}'],
+    ['send', '--max-line-bytes', '0', '{"user_id":"1","amount":1}'],
     ['send', '--url', 'http://127.0.0.1/ws', '{"user_id":"1","amount":1}'],
     ['send', '--no-such-option'],
     ['balance'],

@@ -2,7 +2,9 @@
 // one: the CLI, the ingest's status page, the bench and the tests read balances through it.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 
 /** The `WalletService` client of proto/wallet.proto. */
 export interface WalletClient {
@@ -57,4 +59,39 @@ export const connectWallet = (address: string): WalletClient => {
       }),
     close,
   };
+};
+
+type Check = (
+  request: { service: string },
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, reply?: { status: string }) => void,
+) => void;
+
+const healthDefinition = protoLoader.loadSync('health/v1/health.proto', {
+  // The health proto is known by its path under the package's proto root.
+  includeDirs: [resolve(dirname(healthProtoPath), '../..')],
+  keepCase: true,
+  enums: String,
+});
+const Health = (
+  grpc.loadPackageDefinition(healthDefinition)['grpc'] as unknown as {
+    health: { v1: { Health: grpc.ServiceClientConstructor } };
+  }
+).health.v1.Health;
+
+/**
+ * Asks the wallet's standard gRPC health service at `address` for the server's status
+ * (`SERVING`, `NOT_SERVING`); rejects with the grpc-js `ServiceError` when the call fails.
+ */
+export const checkWalletHealth = (address: string, deadlineMs = 3_000): Promise<string> => {
+  const health = new Health(address, grpc.credentials.createInsecure());
+  return new Promise<string>((resolveStatus, reject) => {
+    (health['Check'] as Check).call(
+      health,
+      { service: '' },
+      { deadline: Date.now() + deadlineMs },
+      (error, reply) =>
+        error === null ? resolveStatus(reply?.status ?? 'UNKNOWN') : reject(error),
+    );
+  }).finally(() => health.close());
 };

@@ -2,12 +2,10 @@
 // reply, batch and call shows up in the counts an operator reads.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { dirname, resolve } from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { createKafka, ensureTopic } from '../../src/adapters/kafka.ts';
 import { createRedis } from '../../src/adapters/redis.ts';
+import { checkWalletHealth } from '../../src/adapters/walletClient.ts';
 import { fetchConsumerLag } from '../../src/adapters/walletConsumer.ts';
 import type { Config } from '../../src/config.ts';
 import { startIngestService, type IngestService } from '../../src/ingestService.ts';
@@ -65,38 +63,6 @@ after(async () => {
   await redis.quit();
   await database.drop();
 });
-
-/** Calls grpc.health.v1.Health/Check on the wallet. */
-const healthCheck = async (port: number): Promise<string> => {
-  const definition = loadSync('health/v1/health.proto', {
-    includeDirs: [resolve(dirname(healthProtoPath), '../..')],
-    keepCase: true,
-    enums: String,
-  });
-  const Health = (
-    grpc.loadPackageDefinition(definition)['grpc'] as unknown as {
-      health: { v1: { Health: grpc.ServiceClientConstructor } };
-    }
-  ).health.v1.Health;
-  const health = new Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  type Check = (
-    request: { service: string },
-    options: grpc.CallOptions,
-    callback: (error: grpc.ServiceError | null, reply?: { status: string }) => void,
-  ) => void;
-  try {
-    return await new Promise((done, fail) => {
-      (health['Check'] as Check).call(
-        health,
-        { service: '' },
-        { deadline: Date.now() + 5_000 },
-        (error, reply) => (error === null ? done(reply?.status ?? '') : fail(error)),
-      );
-    });
-  } finally {
-    health.close();
-  }
-};
 
 test('both services answer /healthz and are ready with every check passing', async () => {
   for (const port of [ingest.port, wallet.httpPort]) {
@@ -221,9 +187,9 @@ test('the wallet metrics count applied events, dead letters, lag and gRPC calls'
 
   assert.deepEqual(await client.getBalance(user), { balances: { total: 6.25 } });
   assert.deepEqual(await client.getBalance(user), { balances: { total: 6.25 } });
-  await assert.rejects(client.getBalance(''), { code: grpc.status.INVALID_ARGUMENT });
+  await assert.rejects(client.getBalance(''), { code: status.INVALID_ARGUMENT });
   // Answered (its SERVING follows readiness within a second; only the call counts here).
-  assert.match(await healthCheck(wallet.grpcPort), /SERVING/);
+  assert.match(await checkWalletHealth(`127.0.0.1:${wallet.grpcPort}`), /SERVING/);
 
   const metrics = await scrape(wallet.httpPort);
   assert.equal(valueOf(metrics, 'spendstream_wallet_purchases_applied_total'), 4);

@@ -2,10 +2,10 @@
 // say which stage limits a target. Same clients and settings as the services use.
 import { performance } from 'node:perf_hooks';
 import { sql } from 'slonik';
-import { createKafka, ensureTopic } from '../src/adapters/kafka.ts';
-import { createPostgresPool } from '../src/adapters/postgres.ts';
-import { createIdempotentProducer } from '../src/adapters/purchasePublisher.ts';
-import { createRedis } from '../src/adapters/redis.ts';
+import { createKafka, ensureTopic } from '../src/adapters/kafka/client.ts';
+import { createPostgresPool } from '../src/adapters/postgres/pool.ts';
+import { createIdempotentProducer } from '../src/adapters/kafka/purchasePublisher.ts';
+import { createRedis } from '../src/adapters/redis/client.ts';
 import type { StoreReference } from './types.ts';
 
 /** Where the references run; every name here is the run's own and is removed after. */

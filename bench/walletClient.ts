@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { connectWalletCallbacks } from '../src/adapters/walletClient.ts';
+import { connectWalletCallbacks } from '../src/adapters/grpc/walletClient.ts';
 
 /** A grpc-js `GetBalance` client answering with the total in cents (as users call it). */
 export interface BalanceCaller {

@@ -1,5 +1,5 @@
 // Creates the database when missing and applies pending migrations: `npm run migrate`.
-import { openMigratedDatabase } from '../src/adapters/database.ts';
+import { openMigratedDatabase } from '../src/adapters/postgres/database.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 

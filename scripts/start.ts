@@ -2,7 +2,7 @@
 // migrations, runs every service, and on Ctrl-C (or SIGTERM) stops what it started.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { openMigratedDatabase } from '../src/adapters/database.ts';
+import { openMigratedDatabase } from '../src/adapters/postgres/database.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { ensureInfrastructure, ROOT, stopAll, stopChild, type StartedService } from './infra.ts';

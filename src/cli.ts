@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { UsageError, type Command, type CommandIo } from './cli/command.ts';
 import { loadConfig } from './config.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from './core/errors.ts';
 
 // Imported when run, so that one command does not load the others' clients.
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {

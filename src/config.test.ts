@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfig, SETTING_NAMES } from './config.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from './core/errors.ts';
 
 test('defaults match the documented ports and addresses', () => {
   const config = loadConfig({});

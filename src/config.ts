@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from './core/errors.ts';
 
 // 0 asks the OS for a free port (tests run services side by side that way).
 const port = z.coerce.number().int().min(0).max(65_535);

@@ -1,5 +1,5 @@
 // The ingest service's process: `npm run ingest`. SIGTERM or SIGINT drains it.
-import { startIngestService } from './ingestService.ts';
+import { startIngestService } from './services/ingestService.ts';
 import { runService } from './runService.ts';
 
 await runService('ingest', startIngestService);

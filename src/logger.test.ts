@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { StoreUnavailableError } from './errors.ts';
+import { StoreUnavailableError } from './core/errors.ts';
 import { createLogger, createThrottledLog } from './logger.ts';
 
 const capture = (level: Parameters<typeof createLogger>[0] = 'info') => {

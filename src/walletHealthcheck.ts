@@ -1,6 +1,6 @@
 // `node src/walletHealthcheck.ts` (or dist/walletHealthcheck.js in the image): asks the
 // local wallet's standard gRPC health service whether it is SERVING; exit 0 if so.
-import { checkWalletHealth } from './adapters/walletClient.ts';
+import { checkWalletHealth } from './adapters/grpc/walletClient.ts';
 import { loadConfig } from './config.ts';
 
 const config = loadConfig();

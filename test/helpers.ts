@@ -4,7 +4,7 @@ import { delimiter, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { sql, type DatabasePool } from 'slonik';
-import { createPostgresPool, ensureDatabase } from '../src/adapters/postgres.ts';
+import { createPostgresPool, ensureDatabase } from '../src/adapters/postgres/pool.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 
 /** The configuration the suite runs against (the same environment as `npm start`). */

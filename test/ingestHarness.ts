@@ -1,9 +1,9 @@
 // An ingest service of a test's own: its database, its topic, a free port.
 import type { DatabasePool } from 'slonik';
-import { createKafka } from '../src/adapters/kafka.ts';
-import { createPostgresPool } from '../src/adapters/postgres.ts';
+import { createKafka } from '../src/adapters/kafka/client.ts';
+import { createPostgresPool } from '../src/adapters/postgres/pool.ts';
 import type { Config } from '../src/config.ts';
-import { startIngestService, type IngestService } from '../src/ingestService.ts';
+import { startIngestService, type IngestService } from '../src/services/ingestService.ts';
 import { createLogger, type LogLevel } from '../src/logger.ts';
 import { configWith, createTestDatabase, uniqueName } from './helpers.ts';
 import { deleteTopics } from './kafkaHelpers.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { SETTING_NAMES } from '../src/config.ts';
-import { ERROR_CODES } from '../src/errors.ts';
+import { ERROR_CODES } from '../src/core/errors.ts';
 
 const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
 // A table row naming `name` in its first cell, however the formatter pads it.

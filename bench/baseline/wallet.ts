@@ -4,8 +4,8 @@
 //
 //   node bench/baseline/wallet.ts        (SIGTERM or SIGINT stops it)
 import type { EachMessagePayload } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka.ts';
-import { createRedis } from '../../src/adapters/redis.ts';
+import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { createRedis } from '../../src/adapters/redis/client.ts';
 import type { Config } from '../../src/config.ts';
 import type { Logger } from '../../src/logger.ts';
 import { runService } from '../../src/runService.ts';

@@ -1,6 +1,6 @@
 // `spendstream balance`: users' totals from the wallet over gRPC GetBalance.
 import { status } from '@grpc/grpc-js';
-import { connectWallet } from '../adapters/walletClient.ts';
+import { connectWallet } from '../adapters/grpc/walletClient.ts';
 import { integerOption, parseCommandArgs, UsageError, type Command } from './command.ts';
 
 const TIMEOUT_MS = 5_000;

@@ -2,12 +2,12 @@
 // the sum of their purchases in PostgreSQL.
 import type { Writable } from 'node:stream';
 import type { DatabasePool } from 'slonik';
-import { createPostgresPool } from '../adapters/postgres.ts';
-import { reconcile, type ReconcileReport } from '../adapters/reconcile.ts';
-import { createRedis } from '../adapters/redis.ts';
+import { createPostgresPool } from '../adapters/postgres/pool.ts';
+import { reconcile, type ReconcileReport } from '../adapters/postgres/purchaseTotals.ts';
+import { createRedis } from '../adapters/redis/client.ts';
 import type { Config } from '../config.ts';
-import { StoreUnavailableError } from '../errors.ts';
-import { centsToDecimal } from '../purchase.ts';
+import { StoreUnavailableError } from '../core/errors.ts';
+import { centsToDecimal } from '../core/purchase.ts';
 import { parseCommandArgs, UsageError, type Command } from './command.ts';
 
 const help = `Usage: spendstream reconcile

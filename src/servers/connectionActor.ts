@@ -1,5 +1,5 @@
-import type { ErrorCode } from '../errors.ts';
-import type { Purchase } from '../purchase.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import type { Purchase } from '../core/purchase.ts';
 import { decodeFrameText, type DecodeFrameConfig } from '../streams/operators/decodeFrame.ts';
 import type { PurchaseResult, Submission } from '../streams/types.ts';
 import type { AdmissionTicket } from './admission.ts';

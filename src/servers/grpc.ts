@@ -12,10 +12,10 @@ import {
 import { load, type MessageTypeDefinition, type PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import type { BalanceReader } from '../adapters/ports.ts';
-import { isSpendstreamError } from '../errors.ts';
+import type { BalanceReader } from '../core/ports.ts';
+import { isSpendstreamError } from '../core/errors.ts';
 import { createThrottledLog, type Logger } from '../logger.ts';
-import { centsToDecimal, MAX_USER_ID_LENGTH, userIdProblem } from '../purchase.ts';
+import { centsToDecimal, MAX_USER_ID_LENGTH, userIdProblem } from '../core/purchase.ts';
 import { callMetricsInterceptor, type GrpcCallMetrics } from './grpcMetrics.ts';
 
 /** Fully qualified name of the wallet service, as health checks and reflection know it. */

@@ -4,8 +4,8 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { WalletClient } from '../adapters/walletClient.ts';
-import type { ErrorCode } from '../errors.ts';
+import type { WalletClient } from '../adapters/grpc/walletClient.ts';
+import type { ErrorCode } from '../core/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { HttpRoute, HttpRoutes } from './http.ts';
 

@@ -10,8 +10,8 @@ export type {
   StoredPurchase,
   WalletRecord,
   WalletStore,
-} from '../adapters/ports.ts';
-export type { Purchase } from '../purchase.ts';
+} from '../core/ports.ts';
+export type { Purchase } from '../core/purchase.ts';
 export { ingestPipeline, type IngestDeps } from './ingestPipeline.ts';
 export { applyBatch, type ApplyBatchDeps } from './operators/applyBatch.ts';
 export { batchPurchases, type BatchPurchasesConfig } from './operators/batchPurchases.ts';

@@ -1,5 +1,5 @@
 import { asyncScheduler, type Observable, type SchedulerLike } from 'rxjs';
-import type { PurchasePublisher, PurchaseStore } from '../adapters/ports.ts';
+import type { PurchasePublisher, PurchaseStore } from '../core/ports.ts';
 import { batchPurchases } from './operators/batchPurchases.ts';
 import type { StoreCallConfig } from './operators/callStore.ts';
 import { persistBatch } from './operators/persistBatch.ts';

@@ -1,6 +1,6 @@
-import type { SaveResult } from '../adapters/ports.ts';
-import type { ErrorCode } from '../errors.ts';
-import type { Purchase } from '../purchase.ts';
+import type { SaveResult } from '../core/ports.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import type { Purchase } from '../core/purchase.ts';
 
 /** A purchase's reply: acknowledged (durable in PostgreSQL and Kafka) or refused. */
 export type PurchaseResult =

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { from, lastValueFrom, toArray } from 'rxjs';
 // The service's own codec, so these cases see the records the service will really see.
-import { decodePurchaseEvent, encodePurchaseEvent } from '../adapters/purchasePublisher.ts';
-import { StoreUnavailableError } from '../errors.ts';
-import { centsToDecimal } from '../purchase.ts';
+import { decodePurchaseEvent, encodePurchaseEvent } from '../adapters/kafka/purchasePublisher.ts';
+import { StoreUnavailableError } from '../core/errors.ts';
+import { centsToDecimal } from '../core/purchase.ts';
 import {
   createMemoryCommitter,
   createMemoryDeadLetters,

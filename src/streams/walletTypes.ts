@@ -1,4 +1,4 @@
-import type { WalletRecord } from '../adapters/ports.ts';
+import type { WalletRecord } from '../core/ports.ts';
 
 /** One record as the consumer read it, before decoding. */
 export interface ConsumedRecord {

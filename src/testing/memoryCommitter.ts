@@ -1,4 +1,4 @@
-import type { OffsetCommitter } from '../adapters/ports.ts';
+import type { OffsetCommitter } from '../core/ports.ts';
 import { createFaultQueue, type HangOptions } from './faults.ts';
 
 /** One offset commit: the group has applied everything of the partition before `offset`. */

@@ -1,4 +1,4 @@
-import type { DeadLetterPublisher } from '../adapters/ports.ts';
+import type { DeadLetterPublisher } from '../core/ports.ts';
 import type { PoisonRecord } from '../streams/walletTypes.ts';
 import { createMemoryLog, type MemoryLog } from './memoryLog.ts';
 

@@ -1,5 +1,5 @@
-import type { PurchasePublisher } from '../adapters/ports.ts';
-import type { Purchase } from '../purchase.ts';
+import type { PurchasePublisher } from '../core/ports.ts';
+import type { Purchase } from '../core/purchase.ts';
 import { createMemoryLog, type MemoryLog } from './memoryLog.ts';
 
 /** An in-memory {@link PurchasePublisher} that shows what it published and fails on request. */

@@ -1,5 +1,5 @@
-import type { PurchaseStore, SaveResult, StoredPurchase } from '../adapters/ports.ts';
-import type { Purchase } from '../purchase.ts';
+import type { PurchaseStore, SaveResult, StoredPurchase } from '../core/ports.ts';
+import type { Purchase } from '../core/purchase.ts';
 import { createFaultQueue, type HangOptions } from './faults.ts';
 
 /** A method of {@link PurchaseStore}, to aim a fault at. */

@@ -1,6 +1,6 @@
-import type { WalletRecord, WalletStore } from '../adapters/ports.ts';
+import type { WalletRecord, WalletStore } from '../core/ports.ts';
 import { createFaultQueue, type HangOptions } from './faults.ts';
-import { checkWalletRecord } from '../adapters/walletStore.ts';
+import { checkWalletRecord } from '../adapters/redis/walletStore.ts';
 
 /** A method of {@link WalletStore}, to aim a fault at. */
 export type WalletStoreMethod = keyof WalletStore;

@@ -21,9 +21,9 @@ import {
   type Options,
 } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { createBalanceReader } from '../../src/adapters/balanceReader.ts';
-import type { BalanceReader } from '../../src/adapters/ports.ts';
-import { createRedis } from '../../src/adapters/redis.ts';
+import { createBalanceReader } from '../../src/adapters/redis/balanceReader.ts';
+import type { BalanceReader } from '../../src/core/ports.ts';
+import { createRedis } from '../../src/adapters/redis/client.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startGrpcServer, type WalletGrpcServer } from '../../src/servers/grpc.ts';
 import { testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Admin } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka.ts';
+import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
 import { testConfig, uniqueName } from '../helpers.ts';
 
 const kafka = createKafka({ brokers: testConfig.kafka.brokers, clientId: uniqueName('test') });

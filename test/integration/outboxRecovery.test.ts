@@ -3,20 +3,20 @@ import { after, before, test } from 'node:test';
 import type { Admin, Producer } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka.ts';
-import { migrate } from '../../src/adapters/migrations.ts';
-import { recoverOutbox, type OutboxRecoveryDeps } from '../../src/adapters/outboxRecovery.ts';
-import type { PurchaseStore } from '../../src/adapters/ports.ts';
-import { createPostgresPool } from '../../src/adapters/postgres.ts';
+import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { migrate } from '../../src/adapters/postgres/migrations.ts';
+import { recoverOutbox, type OutboxRecoveryDeps } from '../../src/adapters/postgres/outboxRecovery.ts';
+import type { PurchaseStore } from '../../src/core/ports.ts';
+import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import {
   createIdempotentProducer,
   createPurchasePublisher,
   type ManagedPurchasePublisher,
   encodePurchaseEvent,
-} from '../../src/adapters/purchasePublisher.ts';
-import { createPurchaseStore } from '../../src/adapters/purchaseStore.ts';
+} from '../../src/adapters/kafka/purchasePublisher.ts';
+import { createPurchaseStore } from '../../src/adapters/postgres/purchaseStore.ts';
 import { createLogger } from '../../src/logger.ts';
-import type { Purchase } from '../../src/purchase.ts';
+import type { Purchase } from '../../src/core/purchase.ts';
 import { createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
 
 const kafka = createKafka({ brokers: testConfig.kafka.brokers, clientId: uniqueName('test') });

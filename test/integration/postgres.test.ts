@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { migrate, readMigrations } from '../../src/adapters/migrations.ts';
-import { createPostgresPool, ensureDatabase } from '../../src/adapters/postgres.ts';
-import { StoreUnavailableError } from '../../src/errors.ts';
+import { migrate, readMigrations } from '../../src/adapters/postgres/migrations.ts';
+import { createPostgresPool, ensureDatabase } from '../../src/adapters/postgres/pool.ts';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { createTestDatabase } from '../helpers.ts';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;

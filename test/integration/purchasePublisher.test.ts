@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Admin } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka.ts';
+import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
 import {
   createIdempotentProducer,
   createPurchasePublisher,
   decodePurchaseEvent,
   encodePurchaseEvent,
   partitionForKey,
-} from '../../src/adapters/purchasePublisher.ts';
-import { isSpendstreamError, StoreUnavailableError } from '../../src/errors.ts';
-import type { Purchase } from '../../src/purchase.ts';
+} from '../../src/adapters/kafka/purchasePublisher.ts';
+import { isSpendstreamError, StoreUnavailableError } from '../../src/core/errors.ts';
+import type { Purchase } from '../../src/core/purchase.ts';
 import { testConfig, uniqueName } from '../helpers.ts';
 import { readTopic } from '../kafkaHelpers.ts';
 

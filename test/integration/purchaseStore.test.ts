@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { migrate } from '../../src/adapters/migrations.ts';
-import { createPostgresPool } from '../../src/adapters/postgres.ts';
-import { createPurchaseStore } from '../../src/adapters/purchaseStore.ts';
-import type { PurchaseStore } from '../../src/adapters/ports.ts';
-import { centsToDecimal, type Purchase } from '../../src/purchase.ts';
+import { migrate } from '../../src/adapters/postgres/migrations.ts';
+import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
+import { createPurchaseStore } from '../../src/adapters/postgres/purchaseStore.ts';
+import type { PurchaseStore } from '../../src/core/ports.ts';
+import { centsToDecimal, type Purchase } from '../../src/core/purchase.ts';
 import { createTestDatabase } from '../helpers.ts';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -4,14 +4,14 @@ import { once } from 'node:events';
 import { after, before, beforeEach, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { sql, type DatabasePool } from 'slonik';
-import { migrate } from '../../src/adapters/migrations.ts';
-import type { WalletRecord } from '../../src/adapters/ports.ts';
-import { createPostgresPool } from '../../src/adapters/postgres.ts';
-import { createPurchaseStore } from '../../src/adapters/purchaseStore.ts';
-import { reconcile } from '../../src/adapters/reconcile.ts';
-import { createRedis } from '../../src/adapters/redis.ts';
-import { createWalletStore } from '../../src/adapters/walletStore.ts';
-import { centsToDecimal, type Purchase } from '../../src/purchase.ts';
+import { migrate } from '../../src/adapters/postgres/migrations.ts';
+import type { WalletRecord } from '../../src/core/ports.ts';
+import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
+import { createPurchaseStore } from '../../src/adapters/postgres/purchaseStore.ts';
+import { reconcile } from '../../src/adapters/postgres/purchaseTotals.ts';
+import { createRedis } from '../../src/adapters/redis/client.ts';
+import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
+import { centsToDecimal, type Purchase } from '../../src/core/purchase.ts';
 import { ROOT } from '../../scripts/infra.ts';
 import {
   childEnv,

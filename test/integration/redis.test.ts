@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { createRedis, translateRedisError } from '../../src/adapters/redis.ts';
-import { StoreUnavailableError } from '../../src/errors.ts';
+import { createRedis, translateRedisError } from '../../src/adapters/redis/client.ts';
+import { StoreUnavailableError } from '../../src/core/errors.ts';
 import { testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';
 
 const prefix = `${uniqueName('test')}:`;

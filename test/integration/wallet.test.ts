@@ -3,17 +3,17 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Admin } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka.ts';
+import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
 import {
   createIdempotentProducer,
   createPurchasePublisher,
   type ManagedPurchasePublisher,
-} from '../../src/adapters/purchasePublisher.ts';
-import { createRedis } from '../../src/adapters/redis.ts';
+} from '../../src/adapters/kafka/purchasePublisher.ts';
+import { createRedis } from '../../src/adapters/redis/client.ts';
 import type { Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { centsToDecimal, type Purchase } from '../../src/purchase.ts';
-import { startWalletService, type WalletService } from '../../src/walletService.ts';
+import { centsToDecimal, type Purchase } from '../../src/core/purchase.ts';
+import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
 import { configWith, uniqueName, clearKeyPrefix } from '../helpers.ts';
 

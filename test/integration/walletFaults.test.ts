@@ -5,14 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import type { Admin } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka.ts';
+import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
 import {
   createIdempotentProducer,
   createPurchasePublisher,
   type ManagedPurchasePublisher,
-} from '../../src/adapters/purchasePublisher.ts';
-import { createRedis } from '../../src/adapters/redis.ts';
-import type { Purchase } from '../../src/purchase.ts';
+} from '../../src/adapters/kafka/purchasePublisher.ts';
+import { createRedis } from '../../src/adapters/redis/client.ts';
+import type { Purchase } from '../../src/core/purchase.ts';
 import { ROOT } from '../../scripts/infra.ts';
 import { childEnv, testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';
 

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, test } from 'node:test';
 import type { Redis } from 'ioredis';
-import type { WalletRecord } from '../../src/adapters/ports.ts';
-import { createRedis } from '../../src/adapters/redis.ts';
+import type { WalletRecord } from '../../src/core/ports.ts';
+import { createRedis } from '../../src/adapters/redis/client.ts';
 import {
   createWalletStore,
   offsetField,
   scanTotals,
   walletKey,
   walletMetaKey,
-} from '../../src/adapters/walletStore.ts';
+} from '../../src/adapters/redis/walletStore.ts';
 import { testConfig, uniqueName } from '../helpers.ts';
 
 const prefix = `${uniqueName('test')}:`;

@@ -19,7 +19,7 @@ import {
 import { loadSync } from '@grpc/proto-loader';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
-import { createRedis } from '../../src/adapters/redis.ts';
+import { createRedis } from '../../src/adapters/redis/client.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
 import { clearKeyPrefix, reliabilityLevel, testConfig, uniqueName } from '../helpers.ts';
 import { openTcp } from './hostileRawSocket.ts';

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { centsToDecimal } from '../../src/purchase.ts';
+import { centsToDecimal } from '../../src/core/purchase.ts';
 import { reliabilityLevel } from '../helpers.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
 import { connectClient, type Reply, type TestClient } from '../wsClient.ts';

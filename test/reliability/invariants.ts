@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { reconcile, type TotalDifference } from '../../src/adapters/reconcile.ts';
-import { decimalToCents } from '../../src/purchase.ts';
+import { reconcile, type TotalDifference } from '../../src/adapters/postgres/purchaseTotals.ts';
+import { decimalToCents } from '../../src/core/purchase.ts';
 import { readTopic } from '../kafkaHelpers.ts';
 import type { Cluster } from './cluster.ts';
 import type { Load, ResendSummary } from './load.ts';

@@ -3,7 +3,7 @@
 // closes, and recording the fate of every purchase it sent.
 import { randomUUID } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
-import { centsToDecimal } from '../../src/purchase.ts';
+import { centsToDecimal } from '../../src/core/purchase.ts';
 
 /** What became of a purchase's first send. */
 export type Fate = 'pending' | 'acked' | 'error' | 'noReply';

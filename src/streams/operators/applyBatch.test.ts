@@ -12,8 +12,8 @@ import type {
   OffsetCommitter,
   WalletRecord,
   WalletStore,
-} from '../../adapters/ports.ts';
-import { SpendstreamError, StoreUnavailableError } from '../../errors.ts';
+} from '../../core/ports.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import {
   createMemoryCommitter,
   createMemoryDeadLetters,

@@ -1,5 +1,5 @@
 import { concatMap, defer, from, map, of, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import type { DeadLetterPublisher, OffsetCommitter, WalletStore } from '../../adapters/ports.ts';
+import type { DeadLetterPublisher, OffsetCommitter, WalletStore } from '../../core/ports.ts';
 import type { AppliedBatch, DecodedBatch } from '../walletTypes.ts';
 import { callStore, type StoreCallConfig } from './callStore.ts';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { lastValueFrom } from 'rxjs';
-import { SpendstreamError, StoreUnavailableError } from '../../errors.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import { createMarbleScheduler } from '../../testing/index.ts';
 import { callStore, type StoreCallConfig } from './callStore.ts';
 

@@ -6,7 +6,7 @@ import {
   type Observable,
   type SchedulerLike,
 } from 'rxjs';
-import { StoreUnavailableError } from '../../errors.ts';
+import { StoreUnavailableError } from '../../core/errors.ts';
 import { retryTransient, type RetryTransientConfig } from './retryTransient.ts';
 
 /** Time bounds of one store call made by a pipeline stage. */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { of } from 'rxjs';
 // The wallet service's own decoder, so these cases check what the service will really do.
-import { decodePurchaseEvent } from '../../adapters/purchasePublisher.ts';
+import { decodePurchaseEvent } from '../../adapters/kafka/purchasePublisher.ts';
 import { createMarbleScheduler } from '../../testing/index.ts';
 import type { ConsumedBatch, ConsumedRecord, DecodedBatch } from '../walletTypes.ts';
 import { decodeBatch } from './decodeBatch.ts';

@@ -1,6 +1,6 @@
 import { map, type OperatorFunction } from 'rxjs';
-import type { WalletRecord } from '../../adapters/ports.ts';
-import type { Purchase } from '../../purchase.ts';
+import type { WalletRecord } from '../../core/ports.ts';
+import type { Purchase } from '../../core/purchase.ts';
 import type { ConsumedBatch, DecodedBatch, PoisonRecord } from '../walletTypes.ts';
 
 /** Reads one record value as a purchase; throws on anything else. */

@@ -1,5 +1,5 @@
 import { map, type OperatorFunction } from 'rxjs';
-import { uuidv7, type Purchase } from '../../purchase.ts';
+import { uuidv7, type Purchase } from '../../core/purchase.ts';
 import { purchaseSchema } from '../purchaseSchema.ts';
 import type { PurchaseResult } from '../types.ts';
 

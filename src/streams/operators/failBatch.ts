@@ -1,4 +1,4 @@
-import { isSpendstreamError } from '../../errors.ts';
+import { isSpendstreamError } from '../../core/errors.ts';
 import type { BatchState } from '../types.ts';
 
 /**

@@ -8,7 +8,7 @@ import {
   type Observable,
   type OperatorFunction,
 } from 'rxjs';
-import type { PurchaseStore } from '../../adapters/ports.ts';
+import type { PurchaseStore } from '../../core/ports.ts';
 import type { BatchState, Submission } from '../types.ts';
 import { callStore, type StoreCallConfig } from './callStore.ts';
 import { failBatch } from './failBatch.ts';

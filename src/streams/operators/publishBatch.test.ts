@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { firstValueFrom, from, Subject, toArray } from 'rxjs';
-import type { PurchasePublisher, PurchaseStore } from '../../adapters/ports.ts';
-import { SpendstreamError, StoreUnavailableError } from '../../errors.ts';
-import type { Purchase } from '../../purchase.ts';
+import type { PurchasePublisher, PurchaseStore } from '../../core/ports.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
+import type { Purchase } from '../../core/purchase.ts';
 import {
   createMemoryPurchasePublisher,
   createMemoryPurchaseStore,

@@ -1,6 +1,6 @@
 import { catchError, map, Observable, of, Subscription, type OperatorFunction } from 'rxjs';
-import type { PurchasePublisher, PurchaseStore, StoredPurchase } from '../../adapters/ports.ts';
-import type { Purchase } from '../../purchase.ts';
+import type { PurchasePublisher, PurchaseStore, StoredPurchase } from '../../core/ports.ts';
+import type { Purchase } from '../../core/purchase.ts';
 import type { BatchState } from '../types.ts';
 import { callStore, type StoreCallConfig } from './callStore.ts';
 import { failBatch } from './failBatch.ts';

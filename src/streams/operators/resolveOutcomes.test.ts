@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { of } from 'rxjs';
-import type { SaveResult, StoredPurchase } from '../../adapters/ports.ts';
-import { StoreUnavailableError } from '../../errors.ts';
-import type { Purchase } from '../../purchase.ts';
+import type { SaveResult, StoredPurchase } from '../../core/ports.ts';
+import { StoreUnavailableError } from '../../core/errors.ts';
+import type { Purchase } from '../../core/purchase.ts';
 import { createMarbleScheduler } from '../../testing/index.ts';
 import type { BatchState, Outcome } from '../types.ts';
 import { failBatch } from './failBatch.ts';

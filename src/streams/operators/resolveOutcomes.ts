@@ -1,6 +1,6 @@
 import { map, type OperatorFunction } from 'rxjs';
-import type { StoredPurchase } from '../../adapters/ports.ts';
-import type { Purchase } from '../../purchase.ts';
+import type { StoredPurchase } from '../../core/ports.ts';
+import type { Purchase } from '../../core/purchase.ts';
 import type { BatchState, Outcome, PurchaseResult } from '../types.ts';
 
 const samePurchase = (a: Purchase, b: Purchase) =>

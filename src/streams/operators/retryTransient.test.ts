@@ -2,7 +2,7 @@
 // are Observables (cold('#'), defer), so virtual time checks each resubscription exactly.
 import { test } from 'node:test';
 import { defer, of, throwError } from 'rxjs';
-import { SpendstreamError, StoreUnavailableError } from '../../errors.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import { createMarbleScheduler } from '../../testing/index.ts';
 import { retryTransient } from './retryTransient.ts';
 

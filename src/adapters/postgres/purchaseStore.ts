@@ -1,9 +1,9 @@
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { SpendstreamError } from '../errors.ts';
-import { centsToDecimal, decimalToCents, type Purchase } from '../purchase.ts';
-import type { PurchaseStore, SaveResult, StoredPurchase } from './ports.ts';
-import { translatePostgresError } from './postgresErrors.ts';
+import { SpendstreamError } from '../../core/errors.ts';
+import { centsToDecimal, decimalToCents, type Purchase } from '../../core/purchase.ts';
+import type { PurchaseStore, SaveResult, StoredPurchase } from '../../core/ports.ts';
+import { translatePostgresError } from './errors.ts';
 
 // Slonik 49 validates nothing at run time by default: these schemas only type the rows,
 // so they cost nothing on the hot path.

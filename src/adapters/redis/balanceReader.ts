@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import { SpendstreamError } from '../errors.ts';
-import type { BalanceReader } from './ports.ts';
-import { translateRedisError } from './redis.ts';
+import { SpendstreamError } from '../../core/errors.ts';
+import type { BalanceReader } from '../../core/ports.ts';
+import { translateRedisError } from './client.ts';
 // The key layout is the writer's; reading it from there keeps the two from drifting apart.
 import { TOTAL_FIELD, walletKey } from './walletStore.ts';
 

@@ -4,7 +4,7 @@ import {
   ConnectionError,
   StatementTimeoutError,
 } from 'slonik';
-import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 
 /** Finds the SQLSTATE (five characters) anywhere in an error's cause chain. */
 export const sqlState = (error: unknown): string | undefined => {

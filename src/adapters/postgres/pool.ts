@@ -6,7 +6,7 @@ import {
   type DatabasePool,
   type DriverTypeParser,
 } from 'slonik';
-import { sqlState, translatePostgresError } from './postgresErrors.ts';
+import { sqlState, translatePostgresError } from './errors.ts';
 
 /** Settings of the PostgreSQL adapter. */
 export interface PostgresConfig {

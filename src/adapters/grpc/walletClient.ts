@@ -24,7 +24,7 @@ export type GetBalanceCall = (
 ) => void;
 
 const definition = protoLoader.loadSync(
-  fileURLToPath(new URL('../../proto/wallet.proto', import.meta.url)),
+  fileURLToPath(new URL('../../../proto/wallet.proto', import.meta.url)),
   { keepCase: true, longs: String, defaults: true },
 );
 const walletPackage = grpc.loadPackageDefinition(definition)['trade_engine_wallet'] as unknown as {

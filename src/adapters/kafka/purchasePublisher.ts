@@ -5,16 +5,16 @@ import {
   type PartitionMetadata,
   type Producer,
 } from 'kafkajs';
-import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import {
   centsToDecimal,
   decimalToCents,
   MAX_AMOUNT_CENTS,
   numberToCents,
   type Purchase,
-} from '../purchase.ts';
-import { translateKafkaError } from './kafka.ts';
-import type { PurchasePublisher } from './ports.ts';
+} from '../../core/purchase.ts';
+import { translateKafkaError } from './client.ts';
+import type { PurchasePublisher } from '../../core/ports.ts';
 
 /** The header carrying the purchase id, so a reader can find ids without parsing values. */
 export const PURCHASE_ID_HEADER = 'purchase-id';

@@ -1,8 +1,8 @@
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import { Observable } from 'rxjs';
-import type { ConsumedBatch, PoisonRecord } from '../streams/walletTypes.ts';
-import { translateKafkaError } from './kafka.ts';
-import type { DeadLetterPublisher, OffsetCommitter } from './ports.ts';
+import type { ConsumedBatch, PoisonRecord } from '../../streams/walletTypes.ts';
+import { translateKafkaError } from './client.ts';
+import type { DeadLetterPublisher, OffsetCommitter } from '../../core/ports.ts';
 
 /** Called by the pipeline once a consumed batch is applied (or abandoned at shutdown). */
 export type Settle = () => void;

@@ -1,4 +1,4 @@
-import type { PurchasePublisher } from './ports.ts';
+import type { PurchasePublisher } from '../core/ports.ts';
 
 /**
  * Knows which purchases an ingest process still holds: submitted to its pipeline and not

@@ -1,7 +1,7 @@
 import type { ChainableCommander, Redis } from 'ioredis';
-import { SpendstreamError } from '../errors.ts';
-import type { WalletRecord, WalletStore } from './ports.ts';
-import { translateRedisError } from './redis.ts';
+import { SpendstreamError } from '../../core/errors.ts';
+import type { WalletRecord, WalletStore } from '../../core/ports.ts';
+import { translateRedisError } from './client.ts';
 
 /** Field of a user's hash holding their total in integer cents. */
 export const TOTAL_FIELD = 'total';

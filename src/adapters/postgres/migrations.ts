@@ -3,12 +3,12 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { SpendstreamError } from '../errors.ts';
-import { translatePostgresError } from './postgresErrors.ts';
+import { SpendstreamError } from '../../core/errors.ts';
+import { translatePostgresError } from './errors.ts';
 import { splitSqlStatements } from './splitSqlStatements.ts';
 
 /** The project's migrations: `migrations/NNNN_name.sql` at the package root. */
-export const MIGRATIONS_DIRECTORY = fileURLToPath(new URL('../../migrations/', import.meta.url));
+export const MIGRATIONS_DIRECTORY = fileURLToPath(new URL('../../../migrations/', import.meta.url));
 
 // Any fixed 64-bit key: it serialises migration runs of every process on this database.
 const MIGRATION_LOCK_KEY = 7_315_102_117_031_337n;

@@ -1,8 +1,8 @@
 import { tap, type Subscription } from 'rxjs';
-import { createBalanceReader } from './adapters/balanceReader.ts';
-import { createKafka, ensureTopic } from './adapters/kafka.ts';
-import { createIdempotentProducer, decodePurchaseEvent } from './adapters/purchasePublisher.ts';
-import { createRedis, pingRedis } from './adapters/redis.ts';
+import { createBalanceReader } from '../adapters/redis/balanceReader.ts';
+import { createKafka, ensureTopic } from '../adapters/kafka/client.ts';
+import { createIdempotentProducer, decodePurchaseEvent } from '../adapters/kafka/purchasePublisher.ts';
+import { createRedis, pingRedis } from '../adapters/redis/client.ts';
 import {
   consumeBatches,
   createDeadLetterPublisher,
@@ -10,15 +10,15 @@ import {
   createWalletConsumer,
   fetchConsumerLag,
   rewindGroup,
-} from './adapters/walletConsumer.ts';
-import { createWalletStore, deleteAllTotals } from './adapters/walletStore.ts';
-import type { Config } from './config.ts';
-import { SpendstreamError } from './errors.ts';
+} from '../adapters/kafka/consumerStream.ts';
+import { createWalletStore, deleteAllTotals } from '../adapters/redis/walletStore.ts';
+import type { Config } from '../config.ts';
+import { SpendstreamError } from '../core/errors.ts';
 import { instrumentOffsetCommitter, instrumentWalletStore } from './instrumentation.ts';
-import type { Logger } from './logger.ts';
-import { createWalletMetrics } from './metrics.ts';
-import { startGrpcServer } from './servers/grpc.ts';
-import { metricsRoute, startHttpServer } from './servers/http.ts';
+import type { Logger } from '../logger.ts';
+import { createWalletMetrics } from '../metrics.ts';
+import { startGrpcServer } from '../servers/grpc.ts';
+import { metricsRoute, startHttpServer } from '../servers/http.ts';
 import {
   ABANDON_AFTER_TIMEOUTS,
   coalesced,
@@ -26,8 +26,8 @@ import {
   pingCheck,
   readinessRoute,
   within,
-} from './servers/readiness.ts';
-import { walletPipeline } from './streams/walletPipeline.ts';
+} from '../servers/readiness.ts';
+import { walletPipeline } from '../streams/walletPipeline.ts';
 
 const STOP_TIMEOUT_MS = 10_000;
 /** Longest a readiness check or the lag gauge waits for Redis or Kafka. */

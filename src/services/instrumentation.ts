@@ -7,12 +7,12 @@ import type {
   PurchasePublisher,
   PurchaseStore,
   WalletStore,
-} from './adapters/ports.ts';
-import type { ErrorCode } from './errors.ts';
-import { createThrottledLog, type Logger } from './logger.ts';
-import type { IngestMetrics, WalletMetrics } from './metrics.ts';
-import type { ConnectionObserver } from './servers/connectionActor.ts';
-import type { PurchaseResult } from './streams/types.ts';
+} from '../core/ports.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import { createThrottledLog, type Logger } from '../logger.ts';
+import type { IngestMetrics, WalletMetrics } from '../metrics.ts';
+import type { ConnectionObserver } from '../servers/connectionActor.ts';
+import type { PurchaseResult } from '../streams/types.ts';
 
 type StageMetrics = Pick<IngestMetrics | WalletMetrics, 'batchSize' | 'stageDuration'>;
 

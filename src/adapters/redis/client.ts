@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 
 /** Settings of the Redis adapter. */
 export interface RedisConfig {

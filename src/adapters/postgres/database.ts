@@ -1,6 +1,6 @@
 import type { DatabasePool } from 'slonik';
 import { migrate } from './migrations.ts';
-import { createPostgresPool, ensureDatabase, type PostgresConfig } from './postgres.ts';
+import { createPostgresPool, ensureDatabase, type PostgresConfig } from './pool.ts';
 
 /**
  * Start-up step of every service that touches PostgreSQL: creates the database when

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createOutcomeTally } from './instrumentation.ts';
-import { createLogger } from './logger.ts';
-import { createIngestMetrics } from './metrics.ts';
-import type { PurchaseResult } from './streams/types.ts';
+import { createLogger } from '../logger.ts';
+import { createIngestMetrics } from '../metrics.ts';
+import type { PurchaseResult } from '../streams/types.ts';
 
 const refusal = (code: 'overloaded' | 'unavailable'): PurchaseResult => ({
   status: 'error',

@@ -1,23 +1,23 @@
 import { Subject } from 'rxjs';
-import { openMigratedDatabase } from './adapters/database.ts';
-import { trackInFlight } from './adapters/inFlight.ts';
-import { createKafka, ensureTopic, pingKafka } from './adapters/kafka.ts';
-import { recoverOutbox } from './adapters/outboxRecovery.ts';
-import { createPurchasePublisher, createIdempotentProducer } from './adapters/purchasePublisher.ts';
-import { pingPostgres } from './adapters/postgres.ts';
-import { createPurchaseStore, readOutboxBacklog } from './adapters/purchaseStore.ts';
-import { connectWallet } from './adapters/walletClient.ts';
-import type { Config } from './config.ts';
-import type { Logger } from './logger.ts';
+import { openMigratedDatabase } from '../adapters/postgres/database.ts';
+import { trackInFlight } from './inFlight.ts';
+import { createKafka, ensureTopic, pingKafka } from '../adapters/kafka/client.ts';
+import { recoverOutbox } from '../adapters/postgres/outboxRecovery.ts';
+import { createPurchasePublisher, createIdempotentProducer } from '../adapters/kafka/purchasePublisher.ts';
+import { pingPostgres } from '../adapters/postgres/pool.ts';
+import { createPurchaseStore, readOutboxBacklog } from '../adapters/postgres/purchaseStore.ts';
+import { connectWallet } from '../adapters/grpc/walletClient.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
 import {
   connectionObserver,
   createOutcomeTally,
   instrumentPurchasePublisher,
   instrumentPurchaseStore,
 } from './instrumentation.ts';
-import { createIngestMetrics } from './metrics.ts';
-import type { ReplyRef } from './servers/connectionActor.ts';
-import { metricsRoute } from './servers/http.ts';
+import { createIngestMetrics } from '../metrics.ts';
+import type { ReplyRef } from '../servers/connectionActor.ts';
+import { metricsRoute } from '../servers/http.ts';
 import {
   ABANDON_AFTER_TIMEOUTS,
   coalesced,
@@ -25,11 +25,11 @@ import {
   pingCheck,
   readinessRoute,
   within,
-} from './servers/readiness.ts';
-import { createStatusPageRoutes } from './servers/statusPage.ts';
-import { startWebSocketServer } from './servers/websocket.ts';
-import { ingestPipeline } from './streams/ingestPipeline.ts';
-import type { Submission } from './streams/types.ts';
+} from '../servers/readiness.ts';
+import { createStatusPageRoutes } from '../servers/statusPage.ts';
+import { startWebSocketServer } from '../servers/websocket.ts';
+import { ingestPipeline } from '../streams/ingestPipeline.ts';
+import type { Submission } from '../streams/types.ts';
 
 /** Longest a readiness check or the outbox gauge waits for PostgreSQL or Kafka. */
 const CHECK_TIMEOUT_MS = 1_000;

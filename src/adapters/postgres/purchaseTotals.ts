@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { SpendstreamError } from '../errors.ts';
-import { decimalToCents } from '../purchase.ts';
-import { translatePostgresError } from './postgresErrors.ts';
-import { scanTotals } from './walletStore.ts';
+import { SpendstreamError } from '../../core/errors.ts';
+import { decimalToCents } from '../../core/purchase.ts';
+import { translatePostgresError } from './errors.ts';
+import { scanTotals } from '../redis/walletStore.ts';
 
 /** One user whose Redis total is not the sum of their purchases in PostgreSQL. */
 export interface TotalDifference {

@@ -1,6 +1,6 @@
 // The ports: the only view src/streams has of the stores. Adapters implement them;
 // tests and users may implement them with fakes (see src/testing).
-import type { Purchase } from '../purchase.ts';
+import type { Purchase } from './purchase.ts';
 import type { PoisonRecord } from '../streams/walletTypes.ts';
 
 /** What PostgreSQL made of one batch. */

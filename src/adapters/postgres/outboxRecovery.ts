@@ -2,17 +2,17 @@ import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
-import { decimalToCents } from '../purchase.ts';
-import { translateKafkaError } from './kafka.ts';
-import type { PurchasePublisher } from './ports.ts';
-import { translatePostgresError } from './postgresErrors.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
+import type { Logger } from '../../logger.ts';
+import { decimalToCents } from '../../core/purchase.ts';
+import { translateKafkaError } from '../kafka/client.ts';
+import type { PurchasePublisher } from '../../core/ports.ts';
+import { translatePostgresError } from './errors.ts';
 import {
   decodePurchaseEvent,
   PURCHASE_ID_HEADER,
   type PurchaseEvent,
-} from './purchasePublisher.ts';
+} from '../kafka/purchasePublisher.ts';
 
 /** What outbox recovery needs. */
 export interface OutboxRecoveryDeps {

@@ -1,6 +1,6 @@
 import { Kafka, logLevel as KafkaLogLevel, type Admin, type LogEntry } from 'kafkajs';
-import { SpendstreamError, StoreUnavailableError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
+import type { Logger } from '../../logger.ts';
 
 /** Settings of the Kafka adapter. */
 export interface KafkaConfig {

@@ -2,9 +2,10 @@
 // say which stage limits a target. Same clients and settings as the services use.
 import { performance } from 'node:perf_hooks';
 import { sql } from 'slonik';
-import { createKafka, ensureTopic } from '../src/adapters/kafka/client.ts';
+import { createKafka } from '../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../src/adapters/kafka/topics.ts';
 import { createPostgresPool } from '../src/adapters/postgres/pool.ts';
-import { createIdempotentProducer } from '../src/adapters/kafka/purchasePublisher.ts';
+import { createIdempotentProducer } from '../src/adapters/kafka/producer.ts';
 import { createRedis } from '../src/adapters/redis/client.ts';
 import type { StoreReference } from './types.ts';
 

@@ -9,11 +9,17 @@ import { Partitioners, type Producer } from 'kafkajs';
 import { sql } from 'slonik';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { openMigratedDatabase } from '../../src/adapters/postgres/database.ts';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { createKafka } from '../../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import { sqlState } from '../../src/adapters/postgres/errors.ts';
 import type { Config } from '../../src/config.ts';
 import type { Logger } from '../../src/logger.ts';
-import { centsToDecimal, MAX_AMOUNT_CENTS, numberToCents, uuidv7 } from '../../src/core/purchase.ts';
+import {
+  centsToDecimal,
+  MAX_AMOUNT_CENTS,
+  numberToCents,
+  uuidv7,
+} from '../../src/core/purchase.ts';
 import { runService } from '../../src/runService.ts';
 
 /** How long a stop waits for the purchases already being handled. */

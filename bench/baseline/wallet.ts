@@ -4,7 +4,8 @@
 //
 //   node bench/baseline/wallet.ts        (SIGTERM or SIGINT stops it)
 import type { EachMessagePayload } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { createKafka } from '../../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import type { Config } from '../../src/config.ts';
 import type { Logger } from '../../src/logger.ts';

@@ -3,7 +3,8 @@
 import type { Writable } from 'node:stream';
 import type { DatabasePool } from 'slonik';
 import { createPostgresPool } from '../adapters/postgres/pool.ts';
-import { reconcile, type ReconcileReport } from '../adapters/postgres/purchaseTotals.ts';
+import type { ReconcileReport } from '../core/reconcile.ts';
+import { reconcile } from '../services/reconcile.ts';
 import { createRedis } from '../adapters/redis/client.ts';
 import type { Config } from '../config.ts';
 import { StoreUnavailableError } from '../core/errors.ts';

@@ -1,7 +1,7 @@
 // The ports: the only view src/streams has of the stores. Adapters implement them;
 // tests and users may implement them with fakes (see src/testing).
 import type { Purchase } from './purchase.ts';
-import type { PoisonRecord } from '../streams/walletTypes.ts';
+import type { PoisonRecord, WalletRecord } from './records.ts';
 
 /** What PostgreSQL made of one batch. */
 export interface SaveResult {
@@ -44,19 +44,22 @@ export interface PurchasePublisher {
   publish(purchases: readonly Purchase[]): Promise<void>;
 }
 
+/** What the event log already holds, so outbox recovery publishes only what it lacks. */
+export interface PublishedPurchaseFinder {
+  /**
+   * The ids among `wanted` found in records appended at or after `sinceMs`, and how many
+   * records were read to find them.
+   */
+  findPublished(
+    sinceMs: number,
+    wanted: ReadonlySet<string>,
+  ): Promise<{ readonly found: ReadonlySet<string>; readonly scanned: number }>;
+}
+
 /** Per-user spend totals as the wallet keeps them (Redis). */
 export interface BalanceReader {
   /** The user's total in integer cents; 0 for a user never seen. */
   totalCents(userId: string): Promise<number>;
-}
-
-/** One purchase event as the wallet applies it. */
-export interface WalletRecord {
-  readonly partition: number;
-  /** The Kafka offset, as kafkajs gives it (a decimal string). */
-  readonly offset: string;
-  readonly userId: string;
-  readonly amountCents: number;
 }
 
 /** Per-user totals in integer cents, with exactly-once application (Redis). */

@@ -1,9 +1,12 @@
 import { Subject } from 'rxjs';
 import { openMigratedDatabase } from '../adapters/postgres/database.ts';
 import { trackInFlight } from './inFlight.ts';
-import { createKafka, ensureTopic, pingKafka } from '../adapters/kafka/client.ts';
+import { createKafka, pingKafka } from '../adapters/kafka/client.ts';
+import { ensureTopic } from '../adapters/kafka/topics.ts';
+import { createTopicScan } from '../adapters/kafka/topicScan.ts';
 import { recoverOutbox } from '../adapters/postgres/outboxRecovery.ts';
-import { createPurchasePublisher, createIdempotentProducer } from '../adapters/kafka/purchasePublisher.ts';
+import { createPurchasePublisher } from '../adapters/kafka/purchasePublisher.ts';
+import { createIdempotentProducer } from '../adapters/kafka/producer.ts';
 import { pingPostgres } from '../adapters/postgres/pool.ts';
 import { createPurchaseStore, readOutboxBacklog } from '../adapters/postgres/purchaseStore.ts';
 import { connectWallet } from '../adapters/grpc/walletClient.ts';
@@ -102,12 +105,13 @@ export const startIngestService = async (
   const store = instrumentPurchaseStore(createPurchaseStore(pool), metrics, logger);
   const publisher = instrumentPurchasePublisher(inFlight.publisher, metrics, logger);
 
+  const topicScan = createTopicScan({ kafka, topic: config.kafka.topic });
   let recovering: Promise<unknown> | undefined;
   const recover = () => {
     // A run still going (a long topic scan) is not joined by another behind it.
     recovering ??= recoverOutbox({
       pool,
-      kafka,
+      topicScan,
       publisher: recoveryPublisher,
       isInFlight: inFlight.isInFlight,
       topic: config.kafka.topic,

@@ -1,17 +1,16 @@
 import { tap, type Subscription } from 'rxjs';
 import { createBalanceReader } from '../adapters/redis/balanceReader.ts';
-import { createKafka, ensureTopic } from '../adapters/kafka/client.ts';
-import { createIdempotentProducer, decodePurchaseEvent } from '../adapters/kafka/purchasePublisher.ts';
+import { createKafka } from '../adapters/kafka/client.ts';
+import { ensureTopic } from '../adapters/kafka/topics.ts';
+import { createIdempotentProducer } from '../adapters/kafka/producer.ts';
+import { decodePurchaseEvent } from '../core/purchaseEvent.ts';
 import { createRedis, pingRedis } from '../adapters/redis/client.ts';
-import {
-  consumeBatches,
-  createDeadLetterPublisher,
-  createOffsetCommitter,
-  createWalletConsumer,
-  fetchConsumerLag,
-  rewindGroup,
-} from '../adapters/kafka/consumerStream.ts';
-import { createWalletStore, deleteAllTotals } from '../adapters/redis/walletStore.ts';
+import { consumeBatches, createWalletConsumer } from '../adapters/kafka/consumerStream.ts';
+import { fetchConsumerLag, rewindGroup } from '../adapters/kafka/groupAdmin.ts';
+import { createDeadLetterPublisher } from '../adapters/kafka/deadLetters.ts';
+import { createOffsetCommitter } from '../adapters/kafka/offsetCommitter.ts';
+import { createWalletStore } from '../adapters/redis/walletStore.ts';
+import { deleteAllTotals } from '../adapters/redis/totalsScan.ts';
 import type { Config } from '../config.ts';
 import { SpendstreamError } from '../core/errors.ts';
 import { instrumentOffsetCommitter, instrumentWalletStore } from './instrumentation.ts';

@@ -8,14 +8,14 @@ export type {
   PurchaseStore,
   SaveResult,
   StoredPurchase,
-  WalletRecord,
   WalletStore,
 } from '../core/ports.ts';
+export type { WalletRecord } from '../core/records.ts';
 export type { Purchase } from '../core/purchase.ts';
 export { ingestPipeline, type IngestDeps } from './ingestPipeline.ts';
 export { applyBatch, type ApplyBatchDeps } from './operators/applyBatch.ts';
 export { batchPurchases, type BatchPurchasesConfig } from './operators/batchPurchases.ts';
-export { callStore, type StoreCallConfig } from './operators/callStore.ts';
+export { callStore, type StoreCallConfig } from './callStore.ts';
 export { decodeBatch, type PurchaseDecoder } from './operators/decodeBatch.ts';
 export {
   decodeFrame,
@@ -24,7 +24,7 @@ export {
   type DecodedFrame,
   type DecodedItem,
 } from './operators/decodeFrame.ts';
-export { failBatch } from './operators/failBatch.ts';
+export { failBatch } from './failBatch.ts';
 export { persistBatch } from './operators/persistBatch.ts';
 export { publishBatch } from './operators/publishBatch.ts';
 export { resolveOutcomes } from './operators/resolveOutcomes.ts';
@@ -32,10 +32,5 @@ export { retryTransient, type RetryTransientConfig } from './operators/retryTran
 export { purchaseSchema } from './purchaseSchema.ts';
 export type { BatchState, Outcome, PurchaseResult, Submission } from './types.ts';
 export { walletPipeline, type WalletDeps } from './walletPipeline.ts';
-export type {
-  AppliedBatch,
-  ConsumedBatch,
-  ConsumedRecord,
-  DecodedBatch,
-  PoisonRecord,
-} from './walletTypes.ts';
+export type { AppliedBatch, DecodedBatch } from './walletTypes.ts';
+export type { ConsumedBatch, ConsumedRecord, PoisonRecord } from '../core/records.ts';

@@ -1,7 +1,7 @@
 import { asyncScheduler, type Observable, type SchedulerLike } from 'rxjs';
 import type { PurchasePublisher, PurchaseStore } from '../core/ports.ts';
 import { batchPurchases } from './operators/batchPurchases.ts';
-import type { StoreCallConfig } from './operators/callStore.ts';
+import type { StoreCallConfig } from './callStore.ts';
 import { persistBatch } from './operators/persistBatch.ts';
 import { publishBatch } from './operators/publishBatch.ts';
 import { resolveOutcomes } from './operators/resolveOutcomes.ts';

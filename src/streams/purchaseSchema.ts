@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { decimalToCents, MAX_AMOUNT_CENTS, numberToCents, userIdProblem } from '../core/purchase.ts';
+import {
+  decimalToCents,
+  MAX_AMOUNT_CENTS,
+  numberToCents,
+  userIdProblem,
+} from '../core/purchase.ts';
 
 const amountCents = z
   .union([z.number(), z.string()], { error: 'must be a JSON number or a decimal string' })

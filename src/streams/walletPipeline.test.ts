@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { from, lastValueFrom, toArray } from 'rxjs';
 // The service's own codec, so these cases see the records the service will really see.
-import { decodePurchaseEvent, encodePurchaseEvent } from '../adapters/kafka/purchasePublisher.ts';
+import { decodePurchaseEvent, encodePurchaseEvent } from '../core/purchaseEvent.ts';
 import { StoreUnavailableError } from '../core/errors.ts';
 import { centsToDecimal } from '../core/purchase.ts';
 import {
@@ -14,7 +14,8 @@ import {
   createMemoryWalletStore,
 } from '../testing/index.ts';
 import { walletPipeline, type WalletDeps } from './walletPipeline.ts';
-import type { AppliedBatch, ConsumedBatch, ConsumedRecord } from './walletTypes.ts';
+import type { AppliedBatch } from './walletTypes.ts';
+import type { ConsumedBatch, ConsumedRecord } from '../core/records.ts';
 
 const TOPIC = 'user_purchase';
 

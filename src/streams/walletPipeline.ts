@@ -1,7 +1,8 @@
 import type { Observable } from 'rxjs';
 import { applyBatch, type ApplyBatchDeps } from './operators/applyBatch.ts';
 import { decodeBatch, type PurchaseDecoder } from './operators/decodeBatch.ts';
-import type { AppliedBatch, ConsumedBatch } from './walletTypes.ts';
+import type { AppliedBatch } from './walletTypes.ts';
+import type { ConsumedBatch } from '../core/records.ts';
 
 /** Collaborators of {@link walletPipeline}. */
 export interface WalletDeps extends ApplyBatchDeps {

@@ -1,27 +1,4 @@
-import type { WalletRecord } from '../core/ports.ts';
-
-/** One record as the consumer read it, before decoding. */
-export interface ConsumedRecord {
-  readonly offset: string;
-  readonly key: string | null;
-  readonly value: Buffer | null;
-}
-
-/** The records one fetch returned for one partition, with where its reply goes (`ref`). */
-export interface ConsumedBatch<R> {
-  readonly ref: R;
-  readonly topic: string;
-  readonly partition: number;
-  readonly records: readonly ConsumedRecord[];
-}
-
-/** A record that is not a purchase event, and why. */
-export interface PoisonRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly record: ConsumedRecord;
-  readonly reason: string;
-}
+import type { ConsumedBatch, PoisonRecord, WalletRecord } from '../core/records.ts';
 
 /** A consumed batch, decoded. */
 export interface DecodedBatch<R> {

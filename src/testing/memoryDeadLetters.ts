@@ -1,5 +1,5 @@
 import type { DeadLetterPublisher } from '../core/ports.ts';
-import type { PoisonRecord } from '../streams/walletTypes.ts';
+import type { PoisonRecord } from '../core/records.ts';
 import { createMemoryLog, type MemoryLog } from './memoryLog.ts';
 
 /** An in-memory {@link DeadLetterPublisher} that shows what it published and fails on request. */

@@ -1,6 +1,6 @@
-import type { WalletRecord, WalletStore } from '../core/ports.ts';
+import type { WalletStore } from '../core/ports.ts';
+import { checkWalletRecord, type WalletRecord } from '../core/records.ts';
 import { createFaultQueue, type HangOptions } from './faults.ts';
-import { checkWalletRecord } from '../adapters/redis/walletStore.ts';
 
 /** A method of {@link WalletStore}, to aim a fault at. */
 export type WalletStoreMethod = keyof WalletStore;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Admin } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { createKafka } from '../../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import { testConfig, uniqueName } from '../helpers.ts';
 
 const kafka = createKafka({ brokers: testConfig.kafka.brokers, clientId: uniqueName('test') });

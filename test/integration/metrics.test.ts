@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { createKafka } from '../../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import { checkWalletHealth } from '../../src/adapters/grpc/walletClient.ts';
-import { fetchConsumerLag } from '../../src/adapters/kafka/consumerStream.ts';
+import { fetchConsumerLag } from '../../src/adapters/kafka/groupAdmin.ts';
 import type { Config } from '../../src/config.ts';
 import { startIngestService, type IngestService } from '../../src/services/ingestService.ts';
 import { createLogger } from '../../src/logger.ts';

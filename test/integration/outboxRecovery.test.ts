@@ -3,17 +3,22 @@ import { after, before, test } from 'node:test';
 import type { Admin, Producer } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { createKafka } from '../../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
+import { createTopicScan } from '../../src/adapters/kafka/topicScan.ts';
 import { migrate } from '../../src/adapters/postgres/migrations.ts';
-import { recoverOutbox, type OutboxRecoveryDeps } from '../../src/adapters/postgres/outboxRecovery.ts';
+import {
+  recoverOutbox,
+  type OutboxRecoveryDeps,
+} from '../../src/adapters/postgres/outboxRecovery.ts';
 import type { PurchaseStore } from '../../src/core/ports.ts';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import {
-  createIdempotentProducer,
   createPurchasePublisher,
   type ManagedPurchasePublisher,
-  encodePurchaseEvent,
 } from '../../src/adapters/kafka/purchasePublisher.ts';
+import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
+import { encodePurchaseEvent } from '../../src/core/purchaseEvent.ts';
 import { createPurchaseStore } from '../../src/adapters/postgres/purchaseStore.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
@@ -57,7 +62,7 @@ after(async () => {
 
 const deps = (overrides: Partial<OutboxRecoveryDeps> = {}): OutboxRecoveryDeps => ({
   pool,
-  kafka,
+  topicScan: createTopicScan({ kafka, topic: overrides.topic ?? topic }),
   publisher,
   topic,
   minAgeMs: 0,

@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Admin } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
-import {
-  createIdempotentProducer,
-  createPurchasePublisher,
-  decodePurchaseEvent,
-  encodePurchaseEvent,
-  partitionForKey,
-} from '../../src/adapters/kafka/purchasePublisher.ts';
+import { createKafka } from '../../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
+import { createPurchasePublisher } from '../../src/adapters/kafka/purchasePublisher.ts';
+import { partitionForKey } from '../../src/adapters/kafka/partitioner.ts';
+import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
+import { decodePurchaseEvent, encodePurchaseEvent } from '../../src/core/purchaseEvent.ts';
 import { isSpendstreamError, StoreUnavailableError } from '../../src/core/errors.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
 import { testConfig, uniqueName } from '../helpers.ts';

@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Admin } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { createKafka } from '../../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import {
-  createIdempotentProducer,
   createPurchasePublisher,
   type ManagedPurchasePublisher,
 } from '../../src/adapters/kafka/purchasePublisher.ts';
+import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import type { Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';

@@ -5,12 +5,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import type { Admin } from 'kafkajs';
-import { createKafka, ensureTopic } from '../../src/adapters/kafka/client.ts';
+import { createKafka } from '../../src/adapters/kafka/client.ts';
+import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import {
-  createIdempotentProducer,
   createPurchasePublisher,
   type ManagedPurchasePublisher,
 } from '../../src/adapters/kafka/purchasePublisher.ts';
+import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
 import { ROOT } from '../../scripts/infra.ts';

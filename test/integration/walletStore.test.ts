@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, test } from 'node:test';
 import type { Redis } from 'ioredis';
-import type { WalletRecord } from '../../src/core/ports.ts';
+import type { WalletRecord } from '../../src/core/records.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
-import {
-  createWalletStore,
-  offsetField,
-  scanTotals,
-  walletKey,
-  walletMetaKey,
-} from '../../src/adapters/redis/walletStore.ts';
+import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
+import { scanTotals } from '../../src/adapters/redis/totalsScan.ts';
+import { offsetField, walletKey, walletMetaKey } from '../../src/adapters/redis/walletKeys.ts';
 import { testConfig, uniqueName } from '../helpers.ts';
 
 const prefix = `${uniqueName('test')}:`;

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
-import { offsetField } from '../../src/adapters/redis/walletStore.ts';
+import { offsetField } from '../../src/adapters/redis/walletKeys.ts';
 import { freePort } from '../../bench/processes.ts';
 import { isServing, ROOT, run, stopChild } from '../../scripts/infra.ts';
 import { childEnv, createTestDatabase, databaseUrl, testConfig, uniqueName } from '../helpers.ts';

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { reconcile, type TotalDifference } from '../../src/adapters/postgres/purchaseTotals.ts';
+import type { TotalDifference } from '../../src/core/reconcile.ts';
+import { reconcile } from '../../src/services/reconcile.ts';
 import { decimalToCents } from '../../src/core/purchase.ts';
 import { readTopic } from '../kafkaHelpers.ts';
 import type { Cluster } from './cluster.ts';

@@ -39,36 +39,6 @@ export const createKafka = (config: KafkaConfig): Kafka => {
   });
 };
 
-/** How a topic is created when it is missing. */
-export interface TopicSpec {
-  readonly topic: string;
-  readonly partitions: number;
-  /** Topic-level configs, e.g. `{ 'retention.ms': '-1' }`. */
-  readonly configs?: Readonly<Record<string, string>>;
-}
-
-/** Creates `spec.topic` unless it exists; returns whether it was created. */
-export const ensureTopic = async (admin: Admin, spec: TopicSpec): Promise<boolean> => {
-  try {
-    return await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        {
-          topic: spec.topic,
-          numPartitions: spec.partitions,
-          replicationFactor: 1,
-          configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({
-            name,
-            value,
-          })),
-        },
-      ],
-    });
-  } catch (error) {
-    throw translateKafkaError(error);
-  }
-};
-
 /** Turns a kafkajs error into a spendstream error, keeping the original as `cause`. */
 export const translateKafkaError = (error: unknown): SpendstreamError => {
   if (error instanceof SpendstreamError) return error;

@@ -1,132 +1,13 @@
+import type { Message, Producer } from 'kafkajs';
+import { StoreUnavailableError } from '../../core/errors.ts';
 import {
-  Partitioners,
-  type Kafka,
-  type Message,
-  type PartitionMetadata,
-  type Producer,
-} from 'kafkajs';
-import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
-import {
-  centsToDecimal,
-  decimalToCents,
-  MAX_AMOUNT_CENTS,
-  numberToCents,
-  type Purchase,
-} from '../../core/purchase.ts';
+  encodePurchaseEvent,
+  PURCHASE_ID_HEADER,
+  type PurchaseEvent,
+} from '../../core/purchaseEvent.ts';
 import { translateKafkaError } from './client.ts';
 import type { PurchasePublisher } from '../../core/ports.ts';
-
-/** The header carrying the purchase id, so a reader can find ids without parsing values. */
-export const PURCHASE_ID_HEADER = 'purchase-id';
-
-/** A purchase as it goes to Kafka; `createdAt` is known only when it comes from PostgreSQL. */
-export interface PurchaseEvent extends Purchase {
-  readonly createdAt?: Date;
-}
-
-/**
- * The record value: `user_id` and `amount` (a JSON number) exactly as the Go proof of
- * concept sent them, plus the id and the exact `amount_cents` that readers should prefer.
- */
-export const encodePurchaseEvent = (purchase: PurchaseEvent): string =>
-  JSON.stringify({
-    id: purchase.id,
-    user_id: purchase.userId,
-    // The shortest text of this double is the decimal itself, so readers of the proof of
-    // concept's format get 49.99, never 49.990000000000002.
-    amount: Number(centsToDecimal(purchase.amountCents)),
-    amount_cents: purchase.amountCents,
-    ...(purchase.createdAt === undefined ? {} : { created_at: purchase.createdAt.toISOString() }),
-  });
-
-const invalid = (reason: string): SpendstreamError =>
-  new SpendstreamError('invalid_purchase', `invalid purchase event: ${reason}`);
-
-const centsOf = (record: Record<string, unknown>): number | undefined => {
-  const cents = record['amount_cents'];
-  if (cents !== undefined) return Number.isSafeInteger(cents) ? (cents as number) : undefined;
-  const amount = record['amount'];
-  if (typeof amount === 'number') return numberToCents(amount);
-  if (typeof amount === 'string') return decimalToCents(amount);
-  return undefined;
-};
-
-/**
- * Reads a record value written by {@link encodePurchaseEvent} or by the proof of concept
- * (`{"user_id":"123","amount":49.99}`, no id: `fallbackId` is used, e.g. the record's
- * topic/partition/offset). Throws a SpendstreamError `invalid_purchase` on anything else.
- */
-export const decodePurchaseEvent = (value: Buffer | string, fallbackId = ''): Purchase => {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(typeof value === 'string' ? value : value.toString('utf8'));
-  } catch {
-    throw invalid('not JSON');
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw invalid('not a JSON object');
-  }
-  const record = parsed as Record<string, unknown>;
-  const userId = record['user_id'];
-  if (typeof userId !== 'string' || userId === '') throw invalid('user_id is not a string');
-  const id = record['id'] ?? fallbackId;
-  if (typeof id !== 'string') throw invalid('id is not a string');
-  const amountCents = centsOf(record);
-  if (amountCents === undefined || amountCents <= 0) {
-    throw invalid('amount is not a positive decimal with at most two places');
-  }
-  // The ingest service never publishes more; a larger amount is not ours to count.
-  if (amountCents > MAX_AMOUNT_CENTS) throw invalid('amount is over the per-purchase limit');
-  return { id, userId, amountCents };
-};
-
-/**
- * An idempotent producer: the broker drops the duplicates its own retries would create.
- * kafkajs serialises idempotent requests per broker; one in flight keeps per-key order.
- */
-export const createIdempotentProducer = (kafka: Kafka): Producer =>
-  kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    // The app creates its topic with its partitions and retention; a typo must fail, not
-    // create a one-partition topic with the broker's defaults.
-    allowAutoTopicCreation: false,
-    // kafkajs would retry an idempotent send forever (and warns when limited). Bounded
-    // retries let the pipeline answer "unavailable" within seconds; the outbox, not this
-    // producer, is what eventually delivers a batch whose send failed.
-    retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
-  });
-
-const keyPartitioner = Partitioners.DefaultPartitioner();
-
-/**
- * The partition Kafka's default (murmur2) partitioner gives `key` among `partitions`:
- * the same partition every Kafka client computes, so each user's purchases stay on one.
- */
-export const partitionForKey = (key: string, partitions: number): number =>
-  keyPartitioner({
-    topic: '',
-    partitionMetadata: metadataOf(partitions),
-    message: { key, value: null },
-  });
-
-// The partitioner reads only the partition list; one list per partition count is reused.
-const metadata = new Map<number, PartitionMetadata[]>();
-const metadataOf = (partitions: number): PartitionMetadata[] => {
-  let list = metadata.get(partitions);
-  if (list === undefined) {
-    list = Array.from({ length: partitions }, (_, partitionId) => ({
-      partitionErrorCode: 0,
-      partitionId,
-      leader: 0,
-      replicas: [0],
-      isr: [0],
-      offlineReplicas: [],
-    }));
-    metadata.set(partitions, list);
-  }
-  return list;
-};
+import { partitionForKey } from './partitioner.ts';
 
 /** A {@link PurchasePublisher} that owns its producer. */
 export interface ManagedPurchasePublisher extends PurchasePublisher {

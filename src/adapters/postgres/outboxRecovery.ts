@@ -1,33 +1,23 @@
-import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
+import { SpendstreamError } from '../../core/errors.ts';
 import type { Logger } from '../../logger.ts';
 import { decimalToCents } from '../../core/purchase.ts';
-import { translateKafkaError } from '../kafka/client.ts';
-import type { PurchasePublisher } from '../../core/ports.ts';
+import type { PublishedPurchaseFinder, PurchasePublisher } from '../../core/ports.ts';
 import { translatePostgresError } from './errors.ts';
-import {
-  decodePurchaseEvent,
-  PURCHASE_ID_HEADER,
-  type PurchaseEvent,
-} from '../kafka/purchasePublisher.ts';
+import { type PurchaseEvent } from '../../core/purchaseEvent.ts';
 
 /** What outbox recovery needs. */
 export interface OutboxRecoveryDeps {
   readonly pool: DatabasePool;
-  readonly kafka: Kafka;
+  /** Tells which of the entries' purchases the topic holds already. */
+  readonly topicScan: PublishedPurchaseFinder;
   readonly publisher: PurchasePublisher;
+  /** The topic's name, for the log. */
   readonly topic: string;
   /** Entries younger than this may still be in the hands of a live ingest; leave them. */
   readonly minAgeMs: number;
   readonly logger?: Logger;
-  /**
-   * Longest the topic check may take (default 30 s). The outbox rows stay locked in an
-   * open transaction meanwhile, and slonik ends transactions idle for 60 s.
-   */
-  readonly scanTimeoutMs?: number;
   /**
    * Whether this process still has the purchase in its own pipeline (saved, publish not
    * settled). Entries holding such a purchase are left alone whatever their age: the
@@ -60,133 +50,6 @@ const purchaseRow = z.object({
   created_at: z.number(),
 });
 
-interface PartitionRange {
-  readonly start: bigint;
-  readonly high: bigint;
-  /** Set by the first batch from `start`: batches fetched before the seek do not count. */
-  started: boolean;
-}
-
-const purchaseIdOf = (message: KafkaMessage): string | undefined => {
-  const header = message.headers?.[PURCHASE_ID_HEADER];
-  if (header !== undefined) return String(header);
-  if (message.value === null) return undefined;
-  try {
-    return decodePurchaseEvent(message.value).id;
-  } catch {
-    // Not a purchase this service can read, so not one of those looked for.
-    return undefined;
-  }
-};
-
-/** Reads `ranges` of `topic` through `consumer`, calling `onMessage` for each record in them. */
-const readRanges = (
-  consumer: Consumer,
-  topic: string,
-  ranges: Map<number, PartitionRange>,
-  onMessage: (message: KafkaMessage) => void,
-  timeoutMs: number,
-): Promise<void> =>
-  new Promise<void>((resolve, reject) => {
-    const fail = (error: unknown) => {
-      clearTimeout(timer);
-      reject(translateKafkaError(error));
-    };
-    const timer = setTimeout(
-      () => fail(new StoreUnavailableError('kafka', `checking topic ${topic} timed out`)),
-      timeoutMs,
-    );
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) fail(payload.error);
-    });
-    consumer
-      .run({
-        autoCommit: false,
-        partitionsConsumedConcurrently: ranges.size,
-        eachBatch: ({ batch }) => {
-          const range = ranges.get(batch.partition);
-          const first = batch.messages[0];
-          if (range === undefined || first === undefined) return Promise.resolve();
-          if (!range.started && BigInt(first.offset) > range.start) return Promise.resolve();
-          range.started = true;
-          let last = range.start;
-          for (const message of batch.messages) {
-            last = BigInt(message.offset);
-            if (last >= range.start && last < range.high) onMessage(message);
-          }
-          if (last + 1n >= range.high) {
-            ranges.delete(batch.partition);
-            if (ranges.size === 0) {
-              clearTimeout(timer);
-              resolve();
-            }
-          }
-          return Promise.resolve();
-        },
-      })
-      // kafkajs takes seeks only once `run` has created the group membership.
-      .then(() => {
-        for (const [partition, { start }] of ranges) {
-          consumer.seek({ topic, partition, offset: start.toString() });
-        }
-      })
-      .catch(fail);
-  });
-
-/**
- * Ids among `wanted` that the topic holds at or after `sinceMs`, reading every partition
- * from that time up to the high watermark seen when the check began.
- */
-const findPublishedIds = async (
-  kafka: Kafka,
-  topic: string,
-  sinceMs: number,
-  wanted: ReadonlySet<string>,
-  timeoutMs: number,
-): Promise<{ found: Set<string>; scanned: number }> => {
-  const found = new Set<string>();
-  let scanned = 0;
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const starts = await admin.fetchTopicOffsetsByTimestamp(topic, sinceMs);
-    const highs = await admin.fetchTopicOffsets(topic);
-    const ranges = new Map<number, PartitionRange>();
-    for (const { partition, offset } of starts) {
-      const high = BigInt(highs.find((h) => h.partition === partition)?.high ?? offset);
-      if (BigInt(offset) < high)
-        ranges.set(partition, { start: BigInt(offset), high, started: false });
-    }
-    if (ranges.size === 0) return { found, scanned };
-    // A throw-away group: kafkajs seeks only within a group, and nothing must remember it.
-    const groupId = `spendstream-outbox-check-${randomUUID()}`;
-    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: false });
-      await readRanges(
-        consumer,
-        topic,
-        ranges,
-        (message) => {
-          scanned += 1;
-          const id = purchaseIdOf(message);
-          if (id !== undefined && wanted.has(id)) found.add(id);
-        },
-        timeoutMs,
-      );
-      return { found, scanned };
-    } finally {
-      await consumer.disconnect().catch(() => undefined);
-      await admin.deleteGroups([groupId]).catch(() => undefined);
-    }
-  } catch (error) {
-    throw translateKafkaError(error);
-  } finally {
-    await admin.disconnect();
-  }
-};
-
 const chunks = <T>(items: readonly T[], size: number): T[][] =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) =>
     items.slice(i * size, (i + 1) * size),
@@ -198,7 +61,7 @@ const chunks = <T>(items: readonly T[], size: number): T[][] =>
  * Safe to run from several instances at once (entries are locked, skipped by others).
  */
 export const recoverOutbox = async (deps: OutboxRecoveryDeps): Promise<OutboxRecoveryResult> => {
-  const { pool, kafka, publisher, topic, minAgeMs, logger } = deps;
+  const { pool, topicScan, publisher, topic, minAgeMs, logger } = deps;
   try {
     // One attempt only: a retried run would scan the topic again, which is safe but slow,
     // and the next periodic run does the same.
@@ -242,12 +105,9 @@ export const recoverOutbox = async (deps: OutboxRecoveryDeps): Promise<OutboxRec
       const oldest = Math.min(
         ...entries.filter((entry) => !busy.has(entry.batch_id)).map((entry) => entry.created_ms),
       );
-      const { found, scanned } = await findPublishedIds(
-        kafka,
-        topic,
+      const { found, scanned } = await topicScan.findPublished(
         Math.floor(oldest) - CLOCK_SLACK_MS,
         new Set(purchases.map((purchase) => purchase.id)),
-        deps.scanTimeoutMs ?? 30_000,
       );
       const missing = purchases.filter((purchase) => !found.has(purchase.id));
       for (const chunk of chunks(missing, PUBLISH_CHUNK)) await publisher.publish(chunk);

@@ -3,7 +3,7 @@ import { SpendstreamError } from '../../core/errors.ts';
 import type { BalanceReader } from '../../core/ports.ts';
 import { translateRedisError } from './client.ts';
 // The key layout is the writer's; reading it from there keeps the two from drifting apart.
-import { TOTAL_FIELD, walletKey } from './walletStore.ts';
+import { TOTAL_FIELD, walletKey } from './walletKeys.ts';
 
 const parseCents = (userId: string, text: string | null): number => {
   if (text === null) return 0;

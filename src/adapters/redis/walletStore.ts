@@ -1,25 +1,15 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { SpendstreamError } from '../../core/errors.ts';
-import type { WalletRecord, WalletStore } from '../../core/ports.ts';
+import type { WalletStore } from '../../core/ports.ts';
+import { checkWalletRecord } from '../../core/records.ts';
 import { translateRedisError } from './client.ts';
-
-/** Field of a user's hash holding their total in integer cents. */
-export const TOTAL_FIELD = 'total';
-
-/** Field of a topic's meta hash present once this Redis holds that topic's totals. */
-export const INITIALISED_FIELD = 'initialised';
-
-/**
- * A user's hash: `wallet:{<userId>}`. The braces are a Redis Cluster hash tag, so every
- * step of applying to one user touches one slot.
- */
-export const walletKey = (userId: string): string => `wallet:{${userId}}`;
-
-/** A topic's meta hash: `wallet:meta:{<topic>}`. */
-export const walletMetaKey = (topic: string): string => `wallet:meta:{${topic}}`;
-
-/** Field of a user's hash holding the last offset applied to them from one partition. */
-export const offsetField = (topic: string, partition: number): string => `o:${topic}:${partition}`;
+import {
+  INITIALISED_FIELD,
+  TOTAL_FIELD,
+  offsetField,
+  walletKey,
+  walletMetaKey,
+} from './walletKeys.ts';
 
 // KEYS[1]: one user's hash. ARGV: (offset field, offset, cents) triples, each field's offsets
 // ascending. Redis keeps the writes of a script that fails midway, so every read and check
@@ -72,28 +62,6 @@ const APPLY_COMMAND = 'spendstreamWalletApply';
 interface WalletPipeline extends ChainableCommander {
   spendstreamWalletApply(key: string, argv: readonly string[]): WalletPipeline;
 }
-
-const OFFSET = /^\d{1,16}$/;
-
-/**
- * Refuses a record the store cannot apply exactly. Checked before anything is sent, so a
- * malformed record fails the whole batch untouched instead of the users before it.
- */
-export const checkWalletRecord = (record: WalletRecord): void => {
-  if (
-    !Number.isSafeInteger(record.amountCents) ||
-    !Number.isSafeInteger(record.partition) ||
-    record.partition < 0 ||
-    !OFFSET.test(record.offset) ||
-    !Number.isSafeInteger(Number(record.offset))
-  ) {
-    throw new SpendstreamError(
-      'internal',
-      `wallet record not applicable: partition ${record.partition}, offset ${record.offset}, ` +
-        `cents ${record.amountCents}`,
-    );
-  }
-};
 
 const NOTHING = Object.freeze({ applied: 0, skipped: 0 });
 
@@ -171,75 +139,3 @@ export const createWalletStore = (redis: Redis): WalletStore => {
     },
   };
 };
-
-/**
- * Deletes every user's hash (`wallet:{…}`) under the client's key prefix, one SCAN page at
- * a time; returns how many it deleted. Used before replaying a topic into a Redis that lost
- * its totals: hashes written since the loss hold offsets that would make the replay skip
- * the records before them.
- */
-export const deleteAllTotals = async (redis: Redis, pageSize = 1_000): Promise<number> => {
-  const prefix = redis.options.keyPrefix ?? '';
-  const pages = redis.scanStream({
-    match: `${escapeGlob(`${prefix}wallet:{`)}*}`,
-    type: 'hash',
-    count: pageSize,
-  }) as AsyncIterable<string[]>;
-  let deleted = 0;
-  try {
-    for await (const keys of pages) {
-      if (keys.length === 0) continue;
-      // UNLINK gets the client's prefix added again, so it takes the keys without it.
-      deleted += await redis.unlink(...keys.map((key) => key.slice(prefix.length)));
-    }
-  } catch (error) {
-    throw translateRedisError(error);
-  }
-  return deleted;
-};
-
-const INTEGER = /^-?\d+$/;
-
-// SCAN's MATCH is a glob: a key prefix holding *, ?, [ or \ must match itself literally.
-const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&');
-
-/**
- * Every user's total in this Redis as `[userId, cents]`, one SCAN page at a time (totals
- * fetched with one pipeline per page). As SCAN guarantees, a user present throughout is
- * yielded at least once, but may be yielded twice if Redis resizes its keyspace meanwhile.
- */
-export async function* scanTotals(
-  redis: Redis,
-  pageSize = 1_000,
-): AsyncGenerator<readonly [userId: string, cents: number]> {
-  // ioredis neither prefixes SCAN's MATCH nor strips the prefix from the keys SCAN returns.
-  const prefix = redis.options.keyPrefix ?? '';
-  const head = `${prefix}wallet:{`;
-  const pages = redis.scanStream({
-    match: `${escapeGlob(head)}*}`,
-    type: 'hash',
-    count: pageSize,
-  }) as AsyncIterable<string[]>;
-  try {
-    for await (const keys of pages) {
-      if (keys.length === 0) continue;
-      const pipeline = redis.pipeline();
-      // HGET gets the client's prefix added again, so it takes the key without it.
-      for (const key of keys) pipeline.hget(key.slice(prefix.length), TOTAL_FIELD);
-      const results = (await pipeline.exec()) ?? [];
-      for (const [index, key] of keys.entries()) {
-        const [error, value] = results[index] ?? [null, null];
-        if (error !== null) throw error;
-        // Deleted between SCAN and HGET: it no longer has a total.
-        if (value === null) continue;
-        const cents = Number(value);
-        if (typeof value !== 'string' || !INTEGER.test(value) || !Number.isSafeInteger(cents)) {
-          throw new SpendstreamError('internal', `Redis key ${key} has an unreadable total`);
-        }
-        yield [key.slice(head.length, -1), cents];
-      }
-    }
-  } catch (error) {
-    throw translateRedisError(error);
-  }
-}

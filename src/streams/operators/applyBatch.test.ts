@@ -7,19 +7,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { from, lastValueFrom, Subject, tap, toArray } from 'rxjs';
-import type {
-  DeadLetterPublisher,
-  OffsetCommitter,
-  WalletRecord,
-  WalletStore,
-} from '../../core/ports.ts';
+import type { DeadLetterPublisher, OffsetCommitter, WalletStore } from '../../core/ports.ts';
+import type { WalletRecord } from '../../core/records.ts';
 import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import {
   createMemoryCommitter,
   createMemoryDeadLetters,
   createMemoryWalletStore,
 } from '../../testing/index.ts';
-import type { AppliedBatch, ConsumedRecord, DecodedBatch, PoisonRecord } from '../walletTypes.ts';
+import type { AppliedBatch, DecodedBatch } from '../walletTypes.ts';
+import type { ConsumedRecord, PoisonRecord } from '../../core/records.ts';
 import { applyBatch, type ApplyBatchDeps } from './applyBatch.ts';
 
 const TOPIC = 'user_purchase';

@@ -1,7 +1,7 @@
 import { concatMap, defer, from, map, of, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import type { DeadLetterPublisher, OffsetCommitter, WalletStore } from '../../core/ports.ts';
 import type { AppliedBatch, DecodedBatch } from '../walletTypes.ts';
-import { callStore, type StoreCallConfig } from './callStore.ts';
+import { callStore, type StoreCallConfig } from '../callStore.ts';
 
 /** Collaborators and limits of {@link applyBatch}. */
 export interface ApplyBatchDeps {

@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { of } from 'rxjs';
 // The wallet service's own decoder, so these cases check what the service will really do.
-import { decodePurchaseEvent } from '../../adapters/kafka/purchasePublisher.ts';
+import { decodePurchaseEvent } from '../../core/purchaseEvent.ts';
 import { createMarbleScheduler } from '../../testing/index.ts';
-import type { ConsumedBatch, ConsumedRecord, DecodedBatch } from '../walletTypes.ts';
+import type { DecodedBatch } from '../walletTypes.ts';
+import type { ConsumedBatch, ConsumedRecord } from '../../core/records.ts';
 import { decodeBatch } from './decodeBatch.ts';
 
 const TOPIC = 'user_purchase';

@@ -1,7 +1,8 @@
 import { map, type OperatorFunction } from 'rxjs';
-import type { WalletRecord } from '../../core/ports.ts';
+import type { WalletRecord } from '../../core/records.ts';
 import type { Purchase } from '../../core/purchase.ts';
-import type { ConsumedBatch, DecodedBatch, PoisonRecord } from '../walletTypes.ts';
+import type { DecodedBatch } from '../walletTypes.ts';
+import type { ConsumedBatch, PoisonRecord } from '../../core/records.ts';
 
 /** Reads one record value as a purchase; throws on anything else. */
 export type PurchaseDecoder = (value: Buffer, fallbackId: string) => Purchase;

@@ -11,7 +11,7 @@ import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import type { Purchase } from '../../core/purchase.ts';
 import { createMemoryPurchaseStore } from '../../testing/index.ts';
 import type { BatchState, Submission } from '../types.ts';
-import type { StoreCallConfig } from './callStore.ts';
+import type { StoreCallConfig } from '../callStore.ts';
 import { persistBatch } from './persistBatch.ts';
 
 // Where a call must succeed: tiny delays but a generous timeout and deadline, so that a

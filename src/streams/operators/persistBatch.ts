@@ -10,8 +10,8 @@ import {
 } from 'rxjs';
 import type { PurchaseStore } from '../../core/ports.ts';
 import type { BatchState, Submission } from '../types.ts';
-import { callStore, type StoreCallConfig } from './callStore.ts';
-import { failBatch } from './failBatch.ts';
+import { callStore, type StoreCallConfig } from '../callStore.ts';
+import { failBatch } from '../failBatch.ts';
 
 /** Limits of {@link persistBatch}. */
 export interface PersistBatchConfig extends StoreCallConfig {

@@ -14,8 +14,8 @@ import {
   type MemoryPurchaseStore,
 } from '../../testing/index.ts';
 import type { BatchState } from '../types.ts';
-import type { StoreCallConfig } from './callStore.ts';
-import { failBatch } from './failBatch.ts';
+import type { StoreCallConfig } from '../callStore.ts';
+import { failBatch } from '../failBatch.ts';
 import { estimatedRecordBytes, publishBatch } from './publishBatch.ts';
 
 // Where a call must succeed: a generous deadline (the Kafka send's only attempt gets

@@ -2,8 +2,8 @@ import { catchError, map, Observable, of, Subscription, type OperatorFunction } 
 import type { PurchasePublisher, PurchaseStore, StoredPurchase } from '../../core/ports.ts';
 import type { Purchase } from '../../core/purchase.ts';
 import type { BatchState } from '../types.ts';
-import { callStore, type StoreCallConfig } from './callStore.ts';
-import { failBatch } from './failBatch.ts';
+import { callStore, type StoreCallConfig } from '../callStore.ts';
+import { failBatch } from '../failBatch.ts';
 
 /** Limits of {@link publishBatch}. */
 export interface PublishBatchConfig extends StoreCallConfig {

@@ -8,7 +8,7 @@ import { StoreUnavailableError } from '../../core/errors.ts';
 import type { Purchase } from '../../core/purchase.ts';
 import { createMarbleScheduler } from '../../testing/index.ts';
 import type { BatchState, Outcome } from '../types.ts';
-import { failBatch } from './failBatch.ts';
+import { failBatch } from '../failBatch.ts';
 import { resolveOutcomes } from './resolveOutcomes.ts';
 
 const purchase = (id: string, userId = 'u1', amountCents = 100): Purchase => ({

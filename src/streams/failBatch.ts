@@ -1,5 +1,5 @@
-import { isSpendstreamError } from '../../core/errors.ts';
-import type { BatchState } from '../types.ts';
+import { isSpendstreamError } from '../core/errors.ts';
+import type { BatchState } from './types.ts';
 
 /**
  * Marks a batch failed with the error's code: `unavailable` for store outages (the

@@ -6,8 +6,8 @@ import {
   type Observable,
   type SchedulerLike,
 } from 'rxjs';
-import { StoreUnavailableError } from '../../core/errors.ts';
-import { retryTransient, type RetryTransientConfig } from './retryTransient.ts';
+import { StoreUnavailableError } from '../core/errors.ts';
+import { retryTransient, type RetryTransientConfig } from './operators/retryTransient.ts';
 
 /** Time bounds of one store call made by a pipeline stage. */
 export interface StoreCallConfig {

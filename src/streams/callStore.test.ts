@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { lastValueFrom } from 'rxjs';
-import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
-import { createMarbleScheduler } from '../../testing/index.ts';
+import { SpendstreamError, StoreUnavailableError } from '../core/errors.ts';
+import { createMarbleScheduler } from '../testing/index.ts';
 import { callStore, type StoreCallConfig } from './callStore.ts';
 
 const silent = <T>(): Promise<T> => new Promise<T>(() => {});

@@ -2,6 +2,20 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const clientLibraries = [
+  'slonik',
+  '@slonik/*',
+  'kafkajs',
+  'ioredis',
+  'ws',
+  '@grpc/*',
+  'grpc-health-check',
+  'pg',
+  'pino',
+  'prom-client',
+];
+const adapterFolders = ['postgres', 'kafka', 'redis', 'grpc'];
+
 export default tseslint.config(
   {
     ignores: [
@@ -43,32 +57,40 @@ export default tseslint.config(
       ],
     },
   },
+  // The architecture, as import rules without exceptions: src/core is the domain and its
+  // ports and imports nothing of the project outside itself; src/streams (pure RxJS) and
+  // src/adapters (the store clients) build on core and never on each other; each adapter
+  // folder speaks to one technology and imports no other adapter folder.
   {
-    // Pipelines and operators are pure: they get their collaborators as ports.
-    files: ['src/streams/**/*.ts'],
-    // A test may exercise an operator with a real decoder; the operator itself may not.
-    ignores: ['src/streams/**/*.test.ts'],
+    files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
             {
-              group: ['**/adapters/*', '!**/adapters/ports.ts'],
-              message: 'src/streams may only import the port interfaces (src/adapters/ports.ts).',
+              group: ['../*', '../../*', '!../core/*'],
+              message: 'src/core imports only src/core: it is the domain and its ports.',
+            },
+            { group: clientLibraries, message: 'src/core never imports a client library.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/streams/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/adapters/**', '**/servers/**', '**/services/**', '**/cli/**'],
+              message: 'src/streams imports src/core (the ports), never adapters or servers.',
             },
             {
-              group: [
-                'slonik',
-                '@slonik/*',
-                'kafkajs',
-                'ioredis',
-                'ws',
-                '@grpc/*',
-                'pg',
-                'pino',
-                'prom-client',
-              ],
+              group: clientLibraries,
               message: 'src/streams never imports a client library; take a port instead.',
             },
           ],
@@ -76,6 +98,34 @@ export default tseslint.config(
       ],
     },
   },
+  ...adapterFolders.map((folder) => ({
+    files: [`src/adapters/${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '**/streams/**',
+                '**/servers/**',
+                '**/services/**',
+                '**/cli/**',
+                '**/testing/**',
+              ],
+              message: 'src/adapters imports src/core, never streams, servers or services.',
+            },
+            {
+              group: adapterFolders
+                .filter((other) => other !== folder)
+                .flatMap((other) => [`**/adapters/${other}/**`, `../${other}/**`]),
+              message: `src/adapters/${folder} speaks to one technology; share through src/core.`,
+            },
+          ],
+        },
+      ],
+    },
+  })),
   {
     // The status page's scripts run in the browser as they are: no types, browser globals.
     files: ['src/servers/status/**/*.js'],

@@ -3,14 +3,16 @@
 // Debian packages, only where nothing answers). Everything it starts it can stop again.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.ts';
 import type { Logger } from '../src/logger.ts';
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CACHE = `${ROOT}.cache`;
 
 /** Something this script started, and how to stop it. */
 export interface StartedService {
@@ -87,8 +89,22 @@ const postgresBinaries = (): string | undefined => {
   return versions[0] === undefined ? undefined : `${base}/${versions[0]}/bin`;
 };
 
-/** Where a PostgreSQL started here on `port` keeps its data (in the checkout's cache). */
-export const localPostgresDataDir = (port: number): string => `${CACHE}/postgres/${port}`;
+/**
+ * Where a PostgreSQL started here on `port` keeps its data: in the system's temporary
+ * folder, not the checkout. The server runs as the package's `postgres` user when we are
+ * root, and that user cannot enter a checkout in a home folder of mode 0700.
+ */
+export const localPostgresDataDir = (port: number): string =>
+  join(tmpdir(), `spendstream-postgres-${port}`);
+
+/** Options of {@link ensurePostgres}. */
+export interface EnsurePostgresOptions {
+  /**
+   * Keep the data folder when the server stops, so a start on the same port finds its
+   * databases again (the caller removes it). By default stopping removes it.
+   */
+  readonly keepData?: boolean;
+}
 
 /**
  * Starts a local PostgreSQL (Debian's binaries, a data folder per port, created once) on
@@ -97,6 +113,7 @@ export const localPostgresDataDir = (port: number): string => `${CACHE}/postgres
 export const ensurePostgres = async (
   config: Config,
   log: Logger,
+  { keepData = false }: EnsurePostgresOptions = {},
 ): Promise<StartedService | undefined> => {
   const url = new URL(config.postgres.url);
   const host = url.hostname;
@@ -118,9 +135,8 @@ export const ensurePostgres = async (
     process.getuid?.() === 0
       ? ['runuser', ['-u', 'postgres', '--', command, ...args]]
       : [command, args];
-  mkdirSync(dataDir, { recursive: true });
-  if (process.getuid?.() === 0)
-    await run('chown', ['-R', 'postgres:postgres', `${CACHE}/postgres`]);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (process.getuid?.() === 0) await run('chown', ['-R', 'postgres:postgres', dataDir]);
   if (!existsSync(`${dataDir}/PG_VERSION`)) {
     log.info('initialising a local postgres cluster', { dataDir });
     await run(
@@ -143,7 +159,10 @@ export const ensurePostgres = async (
   log.info('started local postgres', { port, dataDir });
   return {
     name: 'postgres',
-    stop: () => run(...asOwner(`${bin}/pg_ctl`, ['-D', dataDir, '-m', 'fast', '-w', 'stop'])),
+    stop: async () => {
+      await run(...asOwner(`${bin}/pg_ctl`, ['-D', dataDir, '-m', 'fast', '-w', 'stop']));
+      if (!keepData) await rm(dataDir, { recursive: true, force: true });
+    },
   };
 };
 
@@ -164,8 +183,20 @@ const ensureRedis = async (config: Config, log: Logger): Promise<StartedService 
   }
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
+    // Nothing on disk; its working folder is the temporary one, never the checkout.
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      tmpdir(),
+    ],
+    { stdio: 'ignore', cwd: tmpdir() },
   );
   await waitFor('redis', () => isServing(host, port), 10_000);
   log.info('started local redis', { port });

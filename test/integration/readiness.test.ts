@@ -29,7 +29,7 @@ test('/readyz names postgres while PostgreSQL is down, and is ready again once i
     KAFKA_TOPIC_PARTITIONS: '1',
     WS_PORT: '0',
   });
-  let postgres: StartedService | undefined = await ensurePostgres(config, quiet);
+  let postgres: StartedService | undefined = await ensurePostgres(config, quiet, { keepData: true });
   assert.ok(postgres, `a PostgreSQL of the test's own on ${port}`);
   cleanups.push(() => rm(localPostgresDataDir(port), { recursive: true, force: true }));
   cleanups.push(() => postgres?.stop() ?? Promise.resolve());
@@ -55,7 +55,7 @@ test('/readyz names postgres while PostgreSQL is down, and is ready again once i
   const metrics = await scrape(ingest.port);
   assert.ok(Number.isNaN(valueOf(metrics, 'spendstream_outbox_backlog')));
 
-  postgres = await ensurePostgres(config, quiet);
+  postgres = await ensurePostgres(config, quiet, { keepData: true });
   assert.ok(postgres, 'PostgreSQL started again');
   await eventually('ready again', async () => (await readiness(ingest.port)).code === 200);
   assert.equal(valueOf(await scrape(ingest.port), 'spendstream_outbox_backlog'), 0);

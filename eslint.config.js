@@ -148,7 +148,13 @@ export default tseslint.config(
   {
     // The configuration module and the process launchers (scripts, the benchmark) read the
     // environment.
-    files: ['src/config.ts', 'scripts/**/*.ts', 'bench/**/*.ts', 'test/helpers.ts'],
+    files: [
+      'src/config.ts',
+      'scripts/**/*.ts',
+      'bench/**/*.ts',
+      'test/helpers.ts',
+      'test/outsideTools.ts',
+    ],
     rules: { 'no-restricted-syntax': 'off' },
   },
 );

@@ -3,29 +3,14 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { dockerCompose, locate, needs } from './outsideTools.ts';
 
 const run = promisify(execFile);
 const composeFile = fileURLToPath(new URL('../docker/docker-compose.yml', import.meta.url));
 
-/** `docker compose` (v2 plugin) when it answers, else the standalone `docker-compose`. */
-const findCompose = async (): Promise<string[]> => {
-  for (const command of [['docker', 'compose'], ['docker-compose']]) {
-    try {
-      await run(command[0], [...command.slice(1), 'version'], { timeout: 30_000 });
-      return command;
-    } catch {
-      // not installed or no compose plugin: try the next one
-    }
-  }
-  assert.fail(
-    'neither `docker compose` nor `docker-compose` is available: install the Debian package ' +
-      '(apt-get install docker-compose) to validate docker/docker-compose.yml',
-  );
-};
-
-let composeCommand: Promise<string[]> | undefined;
+let composeCommand: Promise<readonly string[]> | undefined;
 const compose = async (...args: string[]): Promise<string> => {
-  const [bin, ...base] = await (composeCommand ??= findCompose());
+  const [bin = 'docker-compose', ...base] = await (composeCommand ??= locate(dockerCompose));
   try {
     const { stdout } = await run(bin, [...base, '-f', composeFile, ...args], { timeout: 60_000 });
     return stdout;
@@ -46,37 +31,41 @@ const serviceBlock = (yaml: string, name: string): string => {
   return lines.slice(start, end === -1 ? undefined : end).join('\n');
 };
 
-test('docker-compose.yml validates and defines the spendstream stack', async () => {
-  const services = (await compose('config', '--services')).split('\n').filter(Boolean);
-  assert.deepEqual(services.toSorted(), ['ingest', 'kafka', 'postgres', 'redis', 'wallet']);
-  assert.ok(!services.some((name) => /zookeeper/i.test(name)), 'no ZooKeeper service');
+test(
+  'docker-compose.yml validates and defines the spendstream stack',
+  await needs(dockerCompose),
+  async () => {
+    const services = (await compose('config', '--services')).split('\n').filter(Boolean);
+    assert.deepEqual(services.toSorted(), ['ingest', 'kafka', 'postgres', 'redis', 'wallet']);
+    assert.ok(!services.some((name) => /zookeeper/i.test(name)), 'no ZooKeeper service');
 
-  const yaml = await compose('config');
-  assert.doesNotMatch(yaml, /zookeeper/i, 'KRaft only: nothing may mention ZooKeeper');
+    const yaml = await compose('config');
+    assert.doesNotMatch(yaml, /zookeeper/i, 'KRaft only: nothing may mention ZooKeeper');
 
-  const kafka = serviceBlock(yaml, 'kafka');
-  assert.match(kafka, /^\s+image: ['"]?apache\/kafka:/m);
-  assert.match(kafka, /KAFKA_PROCESS_ROLES: ['"]?broker,controller['"]?$/m);
-  assert.match(kafka, /KAFKA_CONTROLLER_QUORUM_VOTERS: ['"]?1@kafka:9093/);
+    const kafka = serviceBlock(yaml, 'kafka');
+    assert.match(kafka, /^\s+image: ['"]?apache\/kafka:/m);
+    assert.match(kafka, /KAFKA_PROCESS_ROLES: ['"]?broker,controller['"]?$/m);
+    assert.match(kafka, /KAFKA_CONTROLLER_QUORUM_VOTERS: ['"]?1@kafka:9093/);
 
-  const redis = serviceBlock(yaml, 'redis');
-  assert.match(redis, /--appendonly['"]?\s+(?:-\s+)?['"]?yes\b/, 'redis runs with AOF on');
+    const redis = serviceBlock(yaml, 'redis');
+    assert.match(redis, /--appendonly['"]?\s+(?:-\s+)?['"]?yes\b/, 'redis runs with AOF on');
 
-  for (const name of ['kafka', 'postgres', 'redis']) {
-    assert.match(serviceBlock(yaml, name), /^\s+healthcheck:\n(?:\s+.*\n)*?\s+test:/m, name);
-  }
+    for (const name of ['kafka', 'postgres', 'redis']) {
+      assert.match(serviceBlock(yaml, name), /^\s+healthcheck:\n(?:\s+.*\n)*?\s+test:/m, name);
+    }
 
-  assert.match(serviceBlock(yaml, 'wallet'), /dist\/wallet\.js/);
-  for (const name of ['ingest', 'wallet']) {
-    assert.match(serviceBlock(yaml, name), /dockerfile: docker\/Dockerfile/, name);
-  }
-  for (const name of services) {
-    // Short form `- 127.0.0.1:8080:8080/tcp` (v1) or long form `host_ip: 127.0.0.1` (v2).
-    const block = serviceBlock(yaml, name);
-    const published = block.match(/^\s+(?:- ['"]?[\d.:]+:\d+|(?:- )?published:)/gm) ?? [];
-    const loopback = block.match(
-      /^\s+(?:- ['"]?127\.0\.0\.1:\d|(?:- )?host_ip: ['"]?127\.0\.0\.1)/gm,
-    );
-    assert.equal(loopback?.length ?? 0, published.length, `${name}: publish on 127.0.0.1 only`);
-  }
-});
+    assert.match(serviceBlock(yaml, 'wallet'), /dist\/wallet\.js/);
+    for (const name of ['ingest', 'wallet']) {
+      assert.match(serviceBlock(yaml, name), /dockerfile: docker\/Dockerfile/, name);
+    }
+    for (const name of services) {
+      // Short form `- 127.0.0.1:8080:8080/tcp` (v1) or long form `host_ip: 127.0.0.1` (v2).
+      const block = serviceBlock(yaml, name);
+      const published = block.match(/^\s+(?:- ['"]?[\d.:]+:\d+|(?:- )?published:)/gm) ?? [];
+      const loopback = block.match(
+        /^\s+(?:- ['"]?127\.0\.0\.1:\d|(?:- )?host_ip: ['"]?127\.0\.0\.1)/gm,
+      );
+      assert.equal(loopback?.length ?? 0, published.length, `${name}: publish on 127.0.0.1 only`);
+    }
+  },
+);

@@ -11,10 +11,11 @@ import { createRedis } from '../../src/adapters/redis/client.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
 import { ROOT } from '../../scripts/infra.ts';
-import { chromiumPath, clearKeyPrefix, configWith, uniqueName } from '../helpers.ts';
+import { clearKeyPrefix, configWith, uniqueName } from '../helpers.ts';
 import { startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
 import { connectClient } from '../wsClient.ts';
+import { chromium as chromiumTool, locate, needs } from '../outsideTools.ts';
 
 // Without these, Chromium reaches for Google's services and this closed network refuses it.
 const CHROMIUM_ARGS = [
@@ -40,8 +41,11 @@ let page: Page;
 let base: string;
 /** Console errors and uncaught exceptions of the page, and any request off its origin. */
 const problems: string[] = [];
+// Without Chromium every test here is skipped, naming the install command.
+const browser = await needs(chromiumTool);
 
 before(async () => {
+  if (browser.skip !== undefined) return;
   const shared = {
     KAFKA_TOPIC: topic,
     KAFKA_DEAD_LETTER_TOPIC: deadLetterTopic,
@@ -59,7 +63,7 @@ before(async () => {
   base = `http://127.0.0.1:${ingest.service.port}`;
   profile = await mkdtemp(join(tmpdir(), 'spendstream-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath(),
+    executablePath: (await locate(chromiumTool))[0],
     args: CHROMIUM_ARGS,
     headless: true,
     viewport: { width: 1280, height: 900 },
@@ -122,7 +126,7 @@ const sendFromForm = async (userId: string, amount: string) => {
   };
 };
 
-test('the page loads from the service alone, with no console errors', async () => {
+test('the page loads from the service alone, with no console errors', browser, async () => {
   const response = await page.goto(`${base}/`);
   assert.equal(response?.status(), 200);
   await page.getByRole('heading', { name: 'spendstream' }).waitFor();
@@ -136,7 +140,7 @@ test('the page loads from the service alone, with no console errors', async () =
   assert.deepEqual(problems, []);
 });
 
-test('a purchase sent from the form shows its ack under its id', async () => {
+test('a purchase sent from the form shows its ack under its id', browser, async () => {
   const { id, text, status } = await sendFromForm('page-alice', '12.34');
   assert.equal(status, 'ack');
   assert.match(text, /^ack\b/);
@@ -145,7 +149,7 @@ test('a purchase sent from the form shows its ack under its id', async () => {
   assert.notEqual(await page.getByLabel('Purchase id').inputValue(), id);
 });
 
-test('the live figures show the purchases sent', async () => {
+test('the live figures show the purchases sent', browser, async () => {
   const client = await connectClient(ingest.url);
   const frame = Array.from({ length: 25 }, (_, i) => ({
     id: `status-live-${topic}-${i}`,
@@ -171,7 +175,7 @@ test('the live figures show the purchases sent', async () => {
   await client.close();
 });
 
-test('the balance lookup shows the exact total', async () => {
+test('the balance lookup shows the exact total', browser, async () => {
   const amounts = ['12.34', '0.66', '100.01', '0.10', '0.07'];
   for (const amount of amounts)
     assert.equal((await sendFromForm('page-bob', amount)).status, 'ack');
@@ -192,19 +196,23 @@ test('the balance lookup shows the exact total', async () => {
   assert.equal(await result.getAttribute('data-status'), 'ok');
 });
 
-test('an invalid amount shows invalid_purchase and keeps the id for the corrected send', async () => {
-  const { id, text, status } = await sendFromForm('page-carol', '1.234');
-  assert.equal(status, 'invalid_purchase');
-  assert.match(text, /^invalid_purchase\b/);
-  assert.match(text, /field amount/);
-  assert.equal(await page.getByLabel('Purchase id').inputValue(), id);
-  // Nothing was stored under it, so the corrected purchase goes under the same key.
-  const corrected = await sendFromForm('page-carol', '1.23');
-  assert.equal(corrected.id, id);
-  assert.equal(corrected.status, 'ack');
-});
+test(
+  'an invalid amount shows invalid_purchase and keeps the id for the corrected send',
+  browser,
+  async () => {
+    const { id, text, status } = await sendFromForm('page-carol', '1.234');
+    assert.equal(status, 'invalid_purchase');
+    assert.match(text, /^invalid_purchase\b/);
+    assert.match(text, /field amount/);
+    assert.equal(await page.getByLabel('Purchase id').inputValue(), id);
+    // Nothing was stored under it, so the corrected purchase goes under the same key.
+    const corrected = await sendFromForm('page-carol', '1.23');
+    assert.equal(corrected.id, id);
+    assert.equal(corrected.status, 'ack');
+  },
+);
 
-test('markup in a user id is shown as text, never run', async () => {
+test('markup in a user id is shown as text, never run', browser, async () => {
   const userId = `<img src=x onerror="window.__xss=1">${uniqueName('x')}`;
   const { status, text } = await sendFromForm(userId, '1.00');
   assert.equal(status, 'ack');
@@ -219,6 +227,6 @@ test('markup in a user id is shown as text, never run', async () => {
 });
 
 // Last: a handler the page's CSP refused would show up here as a console error.
-test('nothing on the page logged an error or left its origin', () => {
+test('nothing on the page logged an error or left its origin', browser, () => {
   assert.deepEqual(problems, []);
 });

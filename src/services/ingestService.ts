@@ -1,10 +1,10 @@
-import { Subject } from 'rxjs';
 import { openMigratedDatabase } from '../adapters/postgres/database.ts';
+import { startIngestHandoff } from './ingestHandoff.ts';
 import { trackInFlight } from './inFlight.ts';
+import { drainThenDispose, failureSignal } from './lifecycle.ts';
+import { startOutboxRelay } from './outboxRelay.ts';
 import { createKafka, pingKafka } from '../adapters/kafka/client.ts';
 import { ensureTopic } from '../adapters/kafka/topics.ts';
-import { createTopicScan } from '../adapters/kafka/topicScan.ts';
-import { recoverOutbox } from '../adapters/postgres/outboxRecovery.ts';
 import { createPurchasePublisher } from '../adapters/kafka/purchasePublisher.ts';
 import { createIdempotentProducer } from '../adapters/kafka/producer.ts';
 import { pingPostgres } from '../adapters/postgres/pool.ts';
@@ -19,7 +19,6 @@ import {
   instrumentPurchaseStore,
 } from './instrumentation.ts';
 import { createIngestMetrics } from '../metrics.ts';
-import type { ReplyRef } from '../servers/connectionActor.ts';
 import { metricsRoute } from '../servers/http.ts';
 import {
   ABANDON_AFTER_TIMEOUTS,
@@ -32,7 +31,6 @@ import {
 import { createStatusPageRoutes } from '../servers/statusPage.ts';
 import { startWebSocketServer } from '../servers/websocket.ts';
 import { ingestPipeline } from '../streams/ingestPipeline.ts';
-import type { Submission } from '../streams/types.ts';
 
 /** Longest a readiness check or the outbox gauge waits for PostgreSQL or Kafka. */
 const CHECK_TIMEOUT_MS = 1_000;
@@ -48,26 +46,40 @@ export interface IngestService {
    * its replies, then closes sockets, the producer and the pool.
    */
   stop(): Promise<void>;
+  /**
+   * Settles if the service had to stop by itself (its pipeline failed: a bug), once it
+   * has stopped. Its process should then exit, for a supervisor to restart it.
+   */
+  readonly failure: Promise<Error>;
 }
 
 /**
  * Starts the ingest service: migrations, topic, producer, outbox recovery (at start and
- * then periodically), the pipeline, and the WebSocket server feeding it.
+ * then periodically), the pipeline, and the WebSocket server feeding it. A start that
+ * fails closes what it had opened, in reverse order.
  */
 export const startIngestService = async (
   config: Config,
   logger: Logger,
 ): Promise<IngestService> => {
+  await using resources = new AsyncDisposableStack();
+  // Disposed last: the line says everything below was closed.
+  resources.defer(() => logger.info('ingest service stopped'));
+
   // PostgreSQL cancels a statement the pipeline stopped waiting for, so a batch answered
   // `unavailable` is not committed behind the client's back.
   const { pool, applied } = await openMigratedDatabase({
     ...config.postgres,
     statementTimeoutMs: config.ingest.attemptTimeoutMs,
   });
+  resources.defer(() => pool.end());
   if (applied.length > 0) logger.info('migrations applied', { applied });
+
   const kafka = createKafka({ ...config.kafka, logger });
+  // Kept connected: /readyz asks a broker for the topic's metadata through it.
   const admin = kafka.admin();
   await admin.connect();
+  resources.defer(() => admin.disconnect().catch(() => undefined));
   await ensureTopic(admin, {
     topic: config.kafka.topic,
     partitions: config.kafka.topicPartitions,
@@ -77,20 +89,21 @@ export const startIngestService = async (
   // Partitions are fixed for the life of the process, so a user's purchases keep one.
   const metadata = await admin.fetchTopicMetadata({ topics: [config.kafka.topic] });
   const partitions = metadata.topics[0]?.partitions.length ?? config.kafka.topicPartitions;
-  // Kept connected: /readyz asks a broker for the topic's metadata through it.
-  const kafkaPublisher = createPurchasePublisher({
-    newProducer: () => createIdempotentProducer(kafka),
-    topic: config.kafka.topic,
-    partitions,
-  });
+
+  const newPublisher = () =>
+    createPurchasePublisher({
+      newProducer: () => createIdempotentProducer(kafka),
+      topic: config.kafka.topic,
+      partitions,
+    });
+  const kafkaPublisher = newPublisher();
+  resources.defer(() => kafkaPublisher.close());
   // Recovery has a producer of its own: a publisher refuses to overlap sends, and the
   // pipeline's sends go on while recovery runs.
-  const recoveryPublisher = createPurchasePublisher({
-    newProducer: () => createIdempotentProducer(kafka),
-    topic: config.kafka.topic,
-    partitions,
-  });
+  const recoveryPublisher = newPublisher();
+  resources.defer(() => recoveryPublisher.close());
   const inFlight = trackInFlight(kafkaPublisher);
+
   // The gauges are read at scrape time: connections and unacked from the server, the
   // outbox from PostgreSQL (bounded, and one query however many scrapes come at once).
   const outboxBacklog = coalesced(
@@ -105,71 +118,59 @@ export const startIngestService = async (
   const store = instrumentPurchaseStore(createPurchaseStore(pool), metrics, logger);
   const publisher = instrumentPurchasePublisher(inFlight.publisher, metrics, logger);
 
-  const topicScan = createTopicScan({ kafka, topic: config.kafka.topic });
-  let recovering: Promise<unknown> | undefined;
-  const recover = () => {
-    // A run still going (a long topic scan) is not joined by another behind it.
-    recovering ??= recoverOutbox({
-      pool,
-      topicScan,
-      publisher: recoveryPublisher,
-      isInFlight: inFlight.isInFlight,
-      topic: config.kafka.topic,
-      minAgeMs: config.outbox.minAgeMs,
-      logger,
-    })
-      .catch((error: unknown) => logger.warn('outbox recovery failed; will retry', { error }))
-      .finally(() => {
-        recovering = undefined;
-      });
-    return recovering;
-  };
-  await recover();
-  const relay = setInterval(() => void recover(), config.outbox.recoveryIntervalMs);
-  relay.unref();
-
-  const submissions = new Subject<Submission<ReplyRef>>();
-  let draining = false;
-  const outcomes = ingestPipeline(submissions, {
-    store,
-    publisher,
-    batch: { maxSize: config.ingest.batchMaxSize, maxWaitMs: config.ingest.batchMaxWaitMs },
-    // Each save holds a pooled connection; the outbox clear and recovery need theirs.
-    persistConcurrency: Math.max(
-      1,
-      Math.min(config.ingest.persistConcurrency, config.postgres.poolSize - 2),
-    ),
-    publishMaxBytes: config.ingest.publishMaxBytes,
-    storeCall: {
-      attemptTimeoutMs: config.ingest.attemptTimeoutMs,
-      retry: { initialDelayMs: 50, maxDelayMs: 1_000, deadlineMs: config.ingest.durableDeadlineMs },
-    },
+  const relay = startOutboxRelay({
+    pool,
+    kafka,
+    publisher: recoveryPublisher,
+    isInFlight: inFlight.isInFlight,
+    topic: config.kafka.topic,
+    minAgeMs: config.outbox.minAgeMs,
+    intervalMs: config.outbox.recoveryIntervalMs,
+    logger,
   });
+  resources.defer(() => relay.stop());
+  await relay.recovered;
+
   const tally = createOutcomeTally(metrics, logger);
-  const drained = new Promise<void>((resolve) => {
-    outcomes.subscribe({
-      next: (batch) => {
-        for (const { ref, result } of batch) {
-          inFlight.release(ref);
-          ref.actor.deliver(ref, result);
-          tally.add(result);
-        }
-        tally.flush();
+  const handoff = startIngestHandoff(
+    (submissions) =>
+      ingestPipeline(submissions, {
+        store,
+        publisher,
+        batch: { maxSize: config.ingest.batchMaxSize, maxWaitMs: config.ingest.batchMaxWaitMs },
+        // Each save holds a pooled connection; the outbox clear and recovery need theirs.
+        persistConcurrency: Math.max(
+          1,
+          Math.min(config.ingest.persistConcurrency, config.postgres.poolSize - 2),
+        ),
+        publishMaxBytes: config.ingest.publishMaxBytes,
+        storeCall: {
+          attemptTimeoutMs: config.ingest.attemptTimeoutMs,
+          retry: {
+            initialDelayMs: 50,
+            maxDelayMs: 1_000,
+            deadlineMs: config.ingest.durableDeadlineMs,
+          },
+        },
+      }),
+    {
+      submitted: (ref, purchaseId) => inFlight.hold(ref, purchaseId),
+      answered: (ref, result) => {
+        inFlight.release(ref);
+        tally.add(result);
       },
-      error: (error: unknown) => {
-        // Stages turn failures into replies; reaching here is a bug worth a restart.
-        logger.error('ingest pipeline failed', { error });
-        process.exitCode = 1;
-        resolve();
-      },
-      complete: () => resolve(),
-    });
-  });
+      batchDelivered: () => tally.flush(),
+    },
+  );
+  // Nothing submitted yet: a failed start only completes the empty pipeline.
+  resources.defer(async () => void (await handoff.drain(0)));
 
-  // The status page's balance lookup; grpc-js connects on the first call, so the ingest
-  // starts and runs whether or not the wallet is up.
-  // Only the status page's balance lookup calls the wallet.
+  // Only the status page's balance lookup calls the wallet; grpc-js connects on the first
+  // call, so the ingest starts and runs whether or not the wallet is up.
   const wallet = config.ingest.statusPage ? connectWallet(config.wallet.grpcAddress) : undefined;
+  if (wallet !== undefined) resources.defer(() => wallet.close());
+
+  let draining = false;
   const server = await startWebSocketServer(
     {
       host: config.ws.host,
@@ -182,10 +183,7 @@ export const startIngestService = async (
       decode: { maxArrayLength: config.ingest.maxArrayLength },
     },
     {
-      submit: (submission) => {
-        inFlight.hold(submission.ref, submission.purchase.id);
-        submissions.next(submission);
-      },
+      submit: handoff.submit,
       routes: {
         '/healthz': livenessRoute,
         '/readyz': readinessRoute({
@@ -202,42 +200,35 @@ export const startIngestService = async (
       observer: connectionObserver(metrics),
     },
   );
+  resources.defer(() => server.close());
   logger.info('ingest service listening', {
     url: `ws://${config.ws.host}:${server.port}${config.ws.path}`,
     metrics: `http://${config.ws.host}:${server.port}/metrics`,
   });
 
-  let stopping: Promise<void> | undefined;
-  const stop = async () => {
+  const drain = async () => {
     draining = true;
     logger.info('draining', { unacked: server.unacked, connections: server.connections });
     server.stopAccepting();
-    submissions.complete();
-    const timedOut = await Promise.race([
-      drained.then(() => false),
-      new Promise<boolean>((resolve) =>
-        setTimeout(() => resolve(true), config.ingest.shutdownTimeoutMs).unref(),
-      ),
-    ]);
-    if (timedOut) logger.warn('drain timed out; unacked purchases stay in the outbox');
-    clearInterval(relay);
-    await server.close();
-    wallet?.close();
-    await recovering;
-    await Promise.all([
-      kafkaPublisher.close(),
-      recoveryPublisher.close(),
-      admin.disconnect().catch(() => undefined),
-    ]);
-    await pool.end();
-    logger.info('ingest service stopped');
+    if (!(await handoff.drain(config.ingest.shutdownTimeoutMs))) {
+      logger.warn('drain timed out; unacked purchases stay in the outbox');
+    }
   };
+  const owned = resources.move();
+  // A second signal (Ctrl-C reaches every process of the group) joins the first drain.
+  const stop = drainThenDispose(drain, owned);
+  const stopped = failureSignal();
+  void handoff.failure.then((error) => {
+    // Stages turn failures into replies; reaching here is a bug worth a restart.
+    logger.error('ingest pipeline failed; stopping', { error });
+    void stop().finally(() => stopped.report(error));
+  });
   return {
     port: server.port,
     get unacked() {
       return server.unacked;
     },
-    // A second signal (Ctrl-C reaches every process of the group) joins the first drain.
-    stop: () => (stopping ??= stop()),
+    stop,
+    failure: stopped.failure,
   };
 };

@@ -29,7 +29,9 @@ test('/readyz names postgres while PostgreSQL is down, and is ready again once i
     KAFKA_TOPIC_PARTITIONS: '1',
     WS_PORT: '0',
   });
-  let postgres: StartedService | undefined = await ensurePostgres(config, quiet, { keepData: true });
+  let postgres: StartedService | undefined = await ensurePostgres(config, quiet, {
+    keepData: true,
+  });
   assert.ok(postgres, `a PostgreSQL of the test's own on ${port}`);
   cleanups.push(() => rm(localPostgresDataDir(port), { recursive: true, force: true }));
   cleanups.push(() => postgres?.stop() ?? Promise.resolve());

@@ -1,0 +1,49 @@
+import type { Admin } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import { rewindGroup } from '../adapters/kafka/groupAdmin.ts';
+import { deleteAllTotals } from '../adapters/redis/totalsScan.ts';
+import { SpendstreamError } from '../core/errors.ts';
+import type { WalletStore } from '../core/ports.ts';
+import type { Logger } from '../logger.ts';
+
+/** What {@link prepareTotals} works on. */
+export interface PrepareTotalsDeps {
+  readonly store: WalletStore;
+  readonly admin: Admin;
+  readonly redis: Redis;
+  readonly topic: string;
+  readonly groupId: string;
+  readonly logger: Logger;
+}
+
+/**
+ * Makes Redis ready to hold the totals of `topic`. When it holds none (first start, or it
+ * lost its data), the group is rewound so the topic is replayed from the start; that needs
+ * the group to have no live member, and the start is refused otherwise.
+ */
+export const prepareTotals = async ({
+  store,
+  admin,
+  redis,
+  topic,
+  groupId,
+  logger,
+}: PrepareTotalsDeps): Promise<void> => {
+  if (await store.isInitialised(topic)) return;
+  if (!(await rewindGroup(admin, groupId, topic))) {
+    // Consuming on from the group's offsets would leave the lost totals lost for good.
+    throw new SpendstreamError(
+      'unavailable',
+      `Redis holds no totals for ${topic} but other members of ${groupId} are running; ` +
+        'stop every wallet instance, then start them again to replay the topic',
+    );
+  }
+  // Hashes written since Redis lost its data (by a wallet that ran on meanwhile) hold
+  // offsets that would make the replay skip everything before them: start from nothing.
+  const deleted = await deleteAllTotals(redis);
+  logger.info('Redis holds no totals for the topic: replaying it from the start', {
+    topic,
+    partialTotalsDeleted: deleted,
+  });
+  await store.markInitialised(topic);
+};

@@ -1,3 +1,4 @@
+import { SpendstreamError } from '../core/errors.ts';
 import type { PurchaseStore, SaveResult, StoredPurchase } from '../core/ports.ts';
 import type { Purchase } from '../core/purchase.ts';
 import { createFaultQueue, type HangOptions } from './faults.ts';
@@ -34,11 +35,26 @@ export interface MemoryPurchaseStoreOptions {
 
 const copy = ({ id, userId, amountCents }: Purchase): Purchase => ({ id, userId, amountCents });
 
+// What PostgreSQL's `purchases` table takes: `numeric(14, 2)` with `CHECK (amount > 0)`,
+// and text without NUL, which PostgreSQL's text type cannot hold.
+const MAX_STORED_CENTS = 99_999_999_999_999;
+
+/** Why PostgreSQL would refuse `purchase`, or undefined when it would store it. */
+const refusal = ({ id, userId, amountCents }: Purchase): string | undefined => {
+  if (!Number.isSafeInteger(amountCents) || amountCents <= 0 || amountCents > MAX_STORED_CENTS) {
+    return `amount of ${amountCents} cents is not a positive numeric(14, 2)`;
+  }
+  if (id.includes('\u0000') || userId.includes('\u0000')) return 'text holds a NUL character';
+  return undefined;
+};
+
 /**
  * Creates a {@link MemoryPurchaseStore} keeping the port's contract: new ids are inserted
- * (the first occurrence of an id repeated in a batch wins) and recorded in one outbox
- * entry with an incrementing id; ids stored before the call come back in `existing`,
- * pending while an outbox entry still holds them.
+ * and recorded in one outbox entry with an incrementing id; ids stored before the call
+ * come back in `existing`, pending while an outbox entry still holds them; an id repeated
+ * within a batch is stored as its first occurrence, and its repeats come back in
+ * `existing` as that occurrence, pending in this call's entry. A batch holding a purchase
+ * PostgreSQL would refuse (no positive amount in whole cents, a NUL) is refused whole.
  */
 export const createMemoryPurchaseStore = ({
   purchases = [],
@@ -54,26 +70,48 @@ export const createMemoryPurchaseStore = ({
     [...outbox].find(([, ids]) => ids.includes(id))?.[0];
 
   const insert = (batch: readonly Purchase[]): SaveResult => {
-    const inserted = new Set<string>();
-    const existing = new Map<string, StoredPurchase>();
     for (const purchase of batch) {
-      const stored = rows.get(purchase.id);
-      if (stored === undefined) {
-        rows.set(purchase.id, purchase);
-        inserted.add(purchase.id);
-      } else if (!inserted.has(purchase.id)) {
-        const outboxId = pendingIn(purchase.id);
-        existing.set(
-          purchase.id,
-          outboxId === undefined
-            ? { ...stored, pendingPublish: false }
-            : { ...stored, pendingPublish: true, pendingOutboxId: outboxId },
+      const reason = refusal(purchase);
+      if (reason !== undefined) {
+        throw new SpendstreamError(
+          'internal',
+          `PostgreSQL error: purchase ${purchase.id}: ${reason}`,
         );
       }
     }
-    if (inserted.size === 0) return { outboxId: null, inserted, existing };
+    // The first occurrence of each id, in arrival order, and the ids that came again.
+    const firsts = new Map<string, Purchase>();
+    const repeated = new Set<string>();
+    for (const purchase of batch) {
+      if (firsts.has(purchase.id)) repeated.add(purchase.id);
+      else firsts.set(purchase.id, purchase);
+    }
+    const fresh: Purchase[] = [];
+    const existing = new Map<string, StoredPurchase>();
+    for (const purchase of firsts.values()) {
+      const stored = rows.get(purchase.id);
+      if (stored === undefined) {
+        fresh.push(purchase);
+        continue;
+      }
+      const outboxId = pendingIn(purchase.id);
+      existing.set(
+        purchase.id,
+        outboxId === undefined
+          ? { ...stored, pendingPublish: false }
+          : { ...stored, pendingPublish: true, pendingOutboxId: outboxId },
+      );
+    }
+    const inserted = new Set(fresh.map((p) => p.id));
+    if (fresh.length === 0) return { outboxId: null, inserted, existing };
     lastOutboxId += 1;
     const outboxId = String(lastOutboxId);
+    for (const purchase of fresh) {
+      rows.set(purchase.id, purchase);
+      if (repeated.has(purchase.id)) {
+        existing.set(purchase.id, { ...purchase, pendingPublish: true, pendingOutboxId: outboxId });
+      }
+    }
     outbox.set(outboxId, [...inserted]);
     return { outboxId, inserted, existing };
   };

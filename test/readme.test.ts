@@ -4,17 +4,21 @@ import { test } from 'node:test';
 import { SETTING_NAMES } from '../src/config.ts';
 import { ERROR_CODES } from '../src/core/errors.ts';
 
-const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+const read = (path: string) => readFile(new URL(`../${path}`, import.meta.url), 'utf8');
+const readme = await read('README.md');
+const configuration = await read('docs/configuration.md');
+const protocol = await read('docs/protocol.md');
 // A table row naming `name` in its first cell, however the formatter pads it.
-const hasRow = (name: string) => new RegExp(`^\\|\\s*\`${name}\`\\s*\\|`, 'm').test(readme);
+const hasRow = (page: string, name: string) =>
+  new RegExp(`^\\|\\s*\`${name}\`\\s*\\|`, 'm').test(page);
 
-test('the README documents every setting', () => {
-  const missing = SETTING_NAMES.filter((name) => !hasRow(name));
+test('docs/configuration.md documents every setting', () => {
+  const missing = SETTING_NAMES.filter((name) => !hasRow(configuration, name));
   assert.deepEqual(missing, []);
 });
 
-test('the README lists every error code', () => {
-  const missing = ERROR_CODES.filter((code) => !hasRow(code));
+test('docs/protocol.md lists every error code', () => {
+  const missing = ERROR_CODES.filter((code) => !hasRow(protocol, code));
   assert.deepEqual(missing, []);
 });
 

@@ -15,6 +15,7 @@ import { createRedis } from '../src/adapters/redis/client.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { ensureInfrastructure, ROOT, stopAll } from '../scripts/infra.ts';
+import { eventually } from '../test/harness/eventually.ts';
 import { runFreshness } from './freshness.ts';
 import { runGrpcLoad } from './grpcLoad.ts';
 import { runLoad, type LoadOptions } from './loadgen.ts';
@@ -200,18 +201,20 @@ const walletCaughtUp = async (topic: string, groupId: string, timeoutMs = 180_00
   }).admin();
   await admin.connect();
   try {
-    const deadline = performance.now() + timeoutMs;
-    while (performance.now() < deadline) {
+    const lag = async () => {
       const ends = await admin.fetchTopicOffsets(topic);
       const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      const lag = ends.reduce((sum, { partition, high }) => {
+      return ends.reduce((sum, { partition, high }) => {
         const done = committed?.partitions.find((p) => p.partition === partition)?.offset ?? '0';
         return sum + Math.max(0, Number(high) - Math.max(0, Number(done)));
       }, 0);
-      if (lag === 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-    log.warn('the wallet did not catch up in time; measuring anyway', { topic });
+    };
+    const caughtUp = await eventually('the wallet caught up', async () => (await lag()) === 0, {
+      timeoutMs,
+      intervalMs: 500,
+      onTimeout: 'resolve',
+    });
+    if (!caughtUp) log.warn('the wallet did not catch up in time; measuring anyway', { topic });
   } finally {
     await admin.disconnect();
   }

@@ -67,15 +67,5 @@ export const readiness = async (port: number): Promise<Readiness> => {
   return { code: response.status, status: body.status, checks: body.checks };
 };
 
-/** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
-export const eventually = async (
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 30_000,
-): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
+// Only for test/integration/readiness.test.ts, which still imports it from here.
+export { eventually } from './harness/eventually.ts';

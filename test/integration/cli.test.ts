@@ -16,6 +16,7 @@ import { createLogger } from '../../src/logger.ts';
 import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
 import { ROOT } from '../../scripts/infra.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
+import { eventually } from '../harness/eventually.ts';
 import { childEnv, clearKeyPrefix, uniqueName } from '../helpers.ts';
 import { startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
@@ -107,14 +108,12 @@ const stored = async (ids: readonly string[]) =>
   );
 
 /** Polls GetBalance until `userId`'s total is `total`. */
-const walletShows = async (userId: string, total: number): Promise<void> => {
-  const started = Date.now();
-  while (Date.now() - started < 30_000) {
-    if ((await client.getBalance(userId)).balances['total'] === total) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.fail(`the wallet never showed ${total} for ${userId}`);
-};
+const walletShows = (userId: string, total: number) =>
+  eventually(
+    `the wallet showing ${total} for ${userId}`,
+    async () => (await client.getBalance(userId)).balances['total'] === total,
+    { intervalMs: 20 },
+  );
 
 test('send takes purchases as arguments, one JSON object each, and prints each ack in order', async () => {
   const result = await cli([

@@ -12,6 +12,7 @@ import { centsToDecimal } from '../../src/core/purchase.ts';
 import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
 import { ROOT } from '../../scripts/infra.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
+import { eventually } from '../harness/eventually.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
 import {
   childEnv,
@@ -65,11 +66,12 @@ after(async () => {
 const visible = async (userId: string, cents: number): Promise<number> => {
   const started = Date.now();
   const want = Number(centsToDecimal(cents));
-  while (Date.now() - started < 30_000) {
-    if ((await client.getBalance(userId)).balances['total'] === want) return Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.fail(`${userId} never showed ${want}`);
+  await eventually(
+    `${userId} showing ${want}`,
+    async () => (await client.getBalance(userId)).balances['total'] === want,
+    { intervalMs: 20 },
+  );
+  return Date.now() - started;
 };
 
 test('a purchase acked over WebSocket shows up in GetBalance', async () => {

@@ -8,6 +8,7 @@ import { createKafka } from '../../src/adapters/kafka/client.ts';
 import type { Config } from '../../src/config.ts';
 import type { IngestService } from '../../src/services/ingestService.ts';
 import { run, ROOT } from '../../scripts/infra.ts';
+import { eventually } from '../harness/eventually.ts';
 import { lockPurchases, uniqueName } from '../helpers.ts';
 import { flatten, startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
@@ -103,15 +104,17 @@ test('a purchase that cannot be made durable in time gets unavailable, and a ret
   // Retried with the same ids, as a client would until acked: stored and published once.
   // (A save that PostgreSQL committed just as the deadline passed is answered
   // `unavailable` until outbox recovery has published it, then acked as a duplicate.)
-  const deadline = Date.now() + 60_000;
   let acked = 0;
-  while (acked < purchases.length && Date.now() < deadline) {
-    client.send(purchases);
-    const [retry] = await client.take(1, 30_000);
-    acked = Number(retry?.acked);
-    if (acked < purchases.length) await sleep(500);
-  }
-  assert.equal(acked, purchases.length);
+  await eventually(
+    () => `every retried purchase acked (${acked} of ${purchases.length})`,
+    async () => {
+      client.send(purchases);
+      const [retry] = await client.take(1, 30_000);
+      acked = Number(retry?.acked);
+      return acked === purchases.length;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
   const records = countById(await readTopic(createKafka(config.kafka), config.kafka.topic));
   for (const { id } of purchases) assert.equal(records.get(id), 1);
   await client.close();
@@ -151,9 +154,10 @@ test('Kafka stopped mid-run and restarted: nothing acked is lost, nothing is pub
   assert.ok(refused.length > 0, 'the outage was noticed');
   assert.ok(refused.every((r) => r.code === 'unavailable'));
   // Outbox recovery publishes what was committed during the outage.
-  const deadline = Date.now() + 60_000;
-  while ((await outboxSize()) > 0 && Date.now() < deadline) await sleep(500);
-  assert.equal(await outboxSize(), 0, 'the outbox drained');
+  await eventually('the outbox drained', async () => (await outboxSize()) === 0, {
+    timeoutMs: 60_000,
+    intervalMs: 500,
+  });
   const counts = countById(await readTopic(createKafka(config.kafka), config.kafka.topic));
   const notOnce = (ids: Iterable<string>) =>
     [...ids].filter((id) => counts.get(id) !== 1).map((id) => `${id}×${counts.get(id) ?? 0}`);

@@ -15,7 +15,8 @@ import { startWalletService, type WalletService } from '../../src/services/walle
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
 import { clearKeyPrefix, configWith, createTestDatabase, uniqueName } from '../helpers.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
-import { eventually, readiness, scrape, valueOf } from '../metricsScrape.ts';
+import { eventually } from '../harness/eventually.ts';
+import { readiness, scrape, valueOf } from '../metricsScrape.ts';
 import { connectClient, type Reply } from '../wsClient.ts';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -16,6 +16,7 @@ import { createLogger } from '../../src/logger.ts';
 import { centsToDecimal, type Purchase } from '../../src/core/purchase.ts';
 import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
+import { eventually } from '../harness/eventually.ts';
 import { configWith, uniqueName, clearKeyPrefix } from '../helpers.ts';
 
 const topic = uniqueName('test_wallet');
@@ -41,15 +42,15 @@ const stop = async () => {
 };
 
 /** Waits until the running service has seen `count` records since it started. */
-const seen = async (count: number) => {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const stats = service?.stats;
-    if (stats !== undefined && stats.applied + stats.skipped + stats.poison >= count) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`the wallet did not see ${count} records in time: ${JSON.stringify(service?.stats)}`);
-};
+const seen = (count: number) =>
+  eventually(
+    () => `the wallet seeing ${count} records (seen: ${JSON.stringify(service?.stats)})`,
+    () => {
+      const stats = service?.stats;
+      return stats !== undefined && stats.applied + stats.skipped + stats.poison >= count;
+    },
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
 
 const publish = async (purchases: readonly Purchase[]) => {
   await publisher.publish(purchases);

@@ -15,6 +15,7 @@ import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
 import { ROOT } from '../../scripts/infra.ts';
+import { eventually } from '../harness/eventually.ts';
 import { childEnv, testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';
 
 const kafka = createKafka(testConfig.kafka);
@@ -82,22 +83,23 @@ const setUp = async () => {
   };
   /** Waits until Redis holds exactly the expected totals (or fails with the difference). */
   const totalsSettle = async () => {
-    const deadline = Date.now() + 90_000;
     let wrong: string[] = [];
-    while (Date.now() < deadline) {
-      const users = [...expected.keys()];
-      const pipeline = redis.pipeline();
-      for (const user of users) pipeline.hget(`wallet:{${user}}`, 'total');
-      const results = (await pipeline.exec()) ?? [];
-      wrong = users.filter((user, i) => Number(results[i]?.[1] ?? 0) !== expected.get(user));
-      const over = users.filter(
-        (user, i) => Number(results[i]?.[1] ?? 0) > (expected.get(user) ?? 0),
-      );
-      assert.deepEqual(over, [], 'no user is ever counted past the sum of their events');
-      if (wrong.length === 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    assert.deepEqual(wrong, [], 'every total equals the sum of its events');
+    await eventually(
+      () => `every total equal to the sum of its events (not yet: ${wrong.join(', ')})`,
+      async () => {
+        const users = [...expected.keys()];
+        const pipeline = redis.pipeline();
+        for (const user of users) pipeline.hget(`wallet:{${user}}`, 'total');
+        const results = (await pipeline.exec()) ?? [];
+        wrong = users.filter((user, i) => Number(results[i]?.[1] ?? 0) !== expected.get(user));
+        const over = users.filter(
+          (user, i) => Number(results[i]?.[1] ?? 0) > (expected.get(user) ?? 0),
+        );
+        assert.deepEqual(over, [], 'no user is ever counted past the sum of their events');
+        return wrong.length === 0;
+      },
+      { timeoutMs: 90_000, intervalMs: 250 },
+    );
   };
   return { startWallet, publish, totalsSettle };
 };

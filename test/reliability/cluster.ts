@@ -15,6 +15,7 @@ import { createRedis } from '../../src/adapters/redis/client.ts';
 import { offsetField } from '../../src/adapters/redis/walletKeys.ts';
 import { freePort } from '../../bench/processes.ts';
 import { isServing, ROOT, run, stopChild } from '../../scripts/infra.ts';
+import { eventually } from '../harness/eventually.ts';
 import { childEnv, createTestDatabase, databaseUrl, testConfig, uniqueName } from '../helpers.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
 
@@ -162,18 +163,21 @@ const privateRedis = async (): Promise<PrivateRedis> => {
   return {
     url: `redis://127.0.0.1:${port}`,
     start: async () => {
-      child = spawn(
+      const server = spawn(
         REDIS_SERVER,
         ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
         { stdio: 'ignore' },
       );
-      exited = track(child);
-      const deadline = Date.now() + 10_000;
-      while (!(await isServing('127.0.0.1', port))) {
-        if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited at start`);
-        if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not come up`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      child = server;
+      exited = track(server);
+      await eventually(
+        `redis-server on ${port} coming up`,
+        () => {
+          if (server.exitCode !== null) throw new Error(`redis-server on ${port} exited at start`);
+          return isServing('127.0.0.1', port);
+        },
+        { timeoutMs: 10_000 },
+      );
     },
     kill: async () => {
       if (child !== undefined && child.exitCode === null && child.signalCode === null) {

@@ -14,6 +14,7 @@ import { after, test, type TestContext } from 'node:test';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { ROOT, run } from '../../scripts/infra.ts';
+import { eventually } from '../harness/eventually.ts';
 import { reliabilityLevel } from '../helpers.ts';
 import { createCluster, type Cluster, type Offsets } from './cluster.ts';
 import { assertInvariants, checkInvariants, describeViolations } from './invariants.ts';
@@ -75,13 +76,15 @@ const lag = (high: Offsets, committed: Offsets): number =>
  */
 const catchUp = async (cluster: Cluster, since: number): Promise<number | undefined> => {
   const targets = await cluster.highWatermarks();
-  const deadline = Date.now() + settings.catchUpTimeoutMs;
-  while (Date.now() < deadline) {
-    const committed = await cluster.committedOffsets().catch(() => undefined);
-    if (committed !== undefined && lag(targets, committed) <= 0) return Date.now() - since;
-    await sleep(200);
-  }
-  return undefined;
+  const caughtUp = await eventually(
+    'the wallet group committed up to the high watermarks',
+    async () => {
+      const committed = await cluster.committedOffsets().catch(() => undefined);
+      return committed !== undefined && lag(targets, committed) <= 0;
+    },
+    { timeoutMs: settings.catchUpTimeoutMs, intervalMs: 200, onTimeout: 'resolve' },
+  );
+  return caughtUp ? Date.now() - since : undefined;
 };
 
 /** Keeps a promise that is awaited later from counting as an unhandled rejection. */

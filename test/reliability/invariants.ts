@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { TotalDifference } from '../../src/core/reconcile.ts';
 import { reconcile } from '../../src/services/reconcile.ts';
 import { decimalToCents } from '../../src/core/purchase.ts';
+import { eventually } from '../harness/eventually.ts';
 import { readTopic } from '../kafkaHelpers.ts';
 import type { Cluster } from './cluster.ts';
 import type { Load, ResendSummary } from './load.ts';
@@ -60,8 +61,6 @@ export interface InvariantReport {
 const purchaseRow = z.object({ id: z.string(), user_id: z.string(), amount: z.string() });
 const countRow = z.object({ n: z.number() });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 const describeDifference = (d: TotalDifference) =>
   `${d.userId} (PostgreSQL ${d.postgresCents}, Redis ${d.redisCents} cents)`;
 
@@ -88,24 +87,34 @@ export const checkInvariants = async (
     // (e) The outbox empties: recovery publishes what faults left in it.
     const outboxSize = () =>
       pool.oneFirst(sql.type(countRow)`SELECT count(*)::int AS n FROM outbox`);
-    let deadline = Date.now() + options.catchUpTimeoutMs;
-    let outbox = await outboxSize();
-    while (outbox > 0 && Date.now() < deadline) {
-      await sleep(500);
-      outbox = await outboxSize();
-    }
+    const waiting = {
+      timeoutMs: options.catchUpTimeoutMs,
+      intervalMs: 500,
+      onTimeout: 'resolve',
+    } as const;
+    let outbox = 0;
+    await eventually(
+      'the outbox empty',
+      async () => {
+        outbox = await outboxSize();
+        return outbox === 0;
+      },
+      waiting,
+    );
 
     // (c) The wallet catches up: every total equals its PostgreSQL sum. Once the outbox is
     // empty nothing more is published, so totals that still differ after the wallet
     // committed everything (lag 0, read before comparing) will stay as they are.
-    deadline = Date.now() + options.catchUpTimeoutMs;
-    let differences: TotalDifference[];
-    for (;;) {
-      const final = outbox === 0 && (await cluster.walletLag()) === 0;
-      differences = (await reconcile({ pool, redis })).differences;
-      if (differences.length === 0 || final || Date.now() > deadline) break;
-      await sleep(500);
-    }
+    let differences: TotalDifference[] = [];
+    await eventually(
+      'the totals equal to their PostgreSQL sums',
+      async () => {
+        const final = outbox === 0 && (await cluster.walletLag()) === 0;
+        differences = (await reconcile({ pool, redis })).differences;
+        return differences.length === 0 || final;
+      },
+      waiting,
+    );
 
     const rows = await pool.any(
       sql.type(purchaseRow)`SELECT id, user_id, amount::text AS amount FROM purchases`,

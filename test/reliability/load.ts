@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { centsToDecimal } from '../../src/core/purchase.ts';
+import { eventually } from '../harness/eventually.ts';
 
 /** What became of a purchase's first send. */
 export type Fate = 'pending' | 'acked' | 'error' | 'noReply';
@@ -123,13 +124,8 @@ type Reply = Record<string, unknown>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const waitUntil = async (what: string, check: () => boolean, timeoutMs: number) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-};
+/** Polls at 20 ms: acks and replies come thousands a second. */
+const POLL_MS = 20;
 
 /** Starts the load: `clients` clients connect to `url` and send until stopped. */
 export const startLoad = (options: LoadOptions): Load => {
@@ -345,18 +341,21 @@ export const startLoad = (options: LoadOptions): Load => {
     get ackedCount() {
       return ackedCount;
     },
-    waitForAcks: (count, timeoutMs) =>
-      waitUntil(`${count} acks`, () => ackedCount >= count, timeoutMs),
+    waitForAcks: async (count, timeoutMs) => {
+      await eventually(`${count} acks`, () => ackedCount >= count, {
+        timeoutMs,
+        intervalMs: POLL_MS,
+      });
+    },
     markHealed: (at = Date.now()) => {
       healedAt = at;
       firstAckAfterHeal = undefined;
     },
     firstAckSinceHealed: async (timeoutMs) => {
-      await waitUntil(
-        'an ack after the fault healed',
-        () => firstAckAfterHeal !== undefined,
+      await eventually('an ack after the fault healed', () => firstAckAfterHeal !== undefined, {
         timeoutMs,
-      );
+        intervalMs: POLL_MS,
+      });
       return (firstAckAfterHeal ?? 0) - (healedAt ?? 0);
     },
     stop: async (timeoutMs = 30_000) => {
@@ -364,11 +363,11 @@ export const startLoad = (options: LoadOptions): Load => {
         running = false;
         for (const timer of timers) clearInterval(timer);
         // Replies still due arrive, or their connection closes.
-        await waitUntil(
+        await eventually(
           'the replies due',
           () => [...connections].every((c) => !c.open || c.pending.length === 0),
-          timeoutMs,
-        ).catch(() => undefined);
+          { timeoutMs, intervalMs: POLL_MS, onTimeout: 'resolve' },
+        );
         // Still unanswered on an open connection: the server neither replied nor closed.
         for (const connection of connections) {
           if (!connection.open) continue;
@@ -398,21 +397,29 @@ export const startLoad = (options: LoadOptions): Load => {
         if (opened) {
           // Array frames of up to 100, at most 1,000 purchases unanswered at once.
           for (let i = 0; i < todo.length && connection.open; i += 100) {
-            await waitUntil(
+            await eventually(
               'room to resend',
               () => !connection.open || connection.outstanding < 1_000,
-              Math.max(1, deadline - Date.now()),
-            ).catch(() => undefined);
+              {
+                timeoutMs: Math.max(1, deadline - Date.now()),
+                intervalMs: POLL_MS,
+                onTimeout: 'resolve',
+              },
+            );
             if (!connection.open) break;
             const chunk = todo.slice(i, i + 100);
             for (const purchase of chunk) resent.add(purchase.id);
             sendFrame(connection, { array: true, purchases: chunk });
           }
-          await waitUntil(
+          await eventually(
             'the resend replies',
             () => !connection.open || connection.pending.length === 0,
-            Math.max(1, deadline - Date.now()),
-          ).catch(() => undefined);
+            {
+              timeoutMs: Math.max(1, deadline - Date.now()),
+              intervalMs: POLL_MS,
+              onTimeout: 'resolve',
+            },
+          );
         }
         connection.socket.close(1000);
         await connection.closed;

@@ -66,3 +66,11 @@ export const deleteTopics = async (kafka: Kafka, topics: readonly string[]): Pro
   await admin.deleteTopics({ topics: [...topics] }).catch(() => undefined);
   await admin.disconnect();
 };
+
+/** Deletes consumer groups, ignoring ones already gone (or not empty). */
+export const deleteGroups = async (kafka: Kafka, groupIds: readonly string[]): Promise<void> => {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteGroups([...groupIds]).catch(() => undefined);
+  await admin.disconnect();
+};

@@ -68,3 +68,7 @@ export const connectClient = async (
     },
   };
 };
+
+/** The replies to each purchase, array frames opened up. */
+export const flatten = (replies: readonly Reply[]): Reply[] =>
+  replies.flatMap((reply) => (reply.status === 'batch' ? (reply.results as Reply[]) : [reply]));

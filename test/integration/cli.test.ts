@@ -6,56 +6,36 @@ import { once } from 'node:events';
 import { chmod, copyFile, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { createPurchaseStore } from '../../src/adapters/postgres/purchaseStore.ts';
-import { createRedis } from '../../src/adapters/redis/client.ts';
-import { createLogger } from '../../src/logger.ts';
-import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
+import type { WalletService } from '../../src/services/walletService.ts';
 import { ROOT } from '../../scripts/infra.ts';
-import { connectWallet, type WalletClient } from '../grpcClient.ts';
+import type { WalletClient } from '../grpcClient.ts';
 import { eventually } from '../harness/eventually.ts';
-import { childEnv, clearKeyPrefix, uniqueName } from '../helpers.ts';
-import { startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
-import { deleteTopics } from '../kafkaHelpers.ts';
+import { startSystem, type StartedIngest } from '../harness/services.ts';
+import { childEnv, uniqueName } from '../helpers.ts';
 
-const prefix = `${uniqueName('test_cli')}:`;
-let ingest: IngestHarness;
+let ingest: StartedIngest;
 let wallet: WalletService;
 let client: WalletClient;
 let env: NodeJS.ProcessEnv;
 
-before(async () => {
-  ingest = await startIngestHarness({
-    KAFKA_DEAD_LETTER_TOPIC: uniqueName('test_cli_dead'),
-    WALLET_GROUP_ID: uniqueName('test_cli_group'),
-    REDIS_KEY_PREFIX: prefix,
-    GRPC_PORT: '0',
-    WALLET_HTTP_PORT: '0',
-  });
-  wallet = await startWalletService(ingest.config, createLogger('warn', { test: 'cli' }));
-  client = connectWallet(`127.0.0.1:${wallet.grpcPort}`);
+before(async (t) => {
+  const system = await startSystem(t);
+  ({ ingest } = system);
+  wallet = system.wallet.service;
+  client = system.wallet.client;
   // Where the CLI finds the services: the settings they were started with.
   env = childEnv({
     DATABASE_URL: ingest.config.postgres.url,
-    REDIS_KEY_PREFIX: prefix,
+    REDIS_KEY_PREFIX: system.config.redis.keyPrefix,
     WS_HOST: '127.0.0.1',
     WS_PORT: String(ingest.service.port),
     WS_PATH: ingest.config.ws.path,
     WALLET_GRPC_ADDRESS: `127.0.0.1:${wallet.grpcPort}`,
   });
-});
-
-after(async () => {
-  client.close();
-  await wallet.stop();
-  await deleteTopics(createKafka(ingest.config.kafka), [ingest.config.wallet.deadLetterTopic]);
-  await ingest.close();
-  const redis = createRedis({ url: ingest.config.redis.url, keyPrefix: prefix });
-  await clearKeyPrefix(redis, prefix);
-  await redis.quit();
 });
 
 interface Run {

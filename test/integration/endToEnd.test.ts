@@ -1,65 +1,30 @@
 // The whole system in one place: purchases over WebSocket, totals over gRPC.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { createKafka } from '../../src/adapters/kafka/client.ts';
-import { createRedis } from '../../src/adapters/redis/client.ts';
 import type { Config } from '../../src/config.ts';
-import { startIngestService, type IngestService } from '../../src/services/ingestService.ts';
-import { createLogger } from '../../src/logger.ts';
+import type { IngestService } from '../../src/services/ingestService.ts';
 import { centsToDecimal } from '../../src/core/purchase.ts';
-import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
+import type { WalletService } from '../../src/services/walletService.ts';
 import { ROOT } from '../../scripts/infra.ts';
-import { connectWallet, type WalletClient } from '../grpcClient.ts';
+import type { WalletClient } from '../grpcClient.ts';
 import { eventually } from '../harness/eventually.ts';
-import { deleteTopics } from '../kafkaHelpers.ts';
-import {
-  childEnv,
-  configWith,
-  createTestDatabase,
-  uniqueName,
-  clearKeyPrefix,
-} from '../helpers.ts';
+import { startSystem } from '../harness/services.ts';
+import { childEnv } from '../helpers.ts';
 import { connectClient, type Reply } from '../wsClient.ts';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let config: Config;
 let ingest: IngestService;
 let wallet: WalletService;
 let client: WalletClient;
-const prefix = `${uniqueName('test')}:`;
 
-before(async () => {
-  database = await createTestDatabase();
-  config = configWith({
-    DATABASE_URL: database.url,
-    KAFKA_TOPIC: uniqueName('test_e2e'),
-    KAFKA_TOPIC_PARTITIONS: '3',
-    KAFKA_DEAD_LETTER_TOPIC: uniqueName('test_e2e_dead'),
-    WALLET_GROUP_ID: uniqueName('test_e2e_group'),
-    REDIS_KEY_PREFIX: prefix,
-    WS_PORT: '0',
-    GRPC_PORT: '0',
-  });
-  const logger = createLogger('warn', { test: 'e2e' });
-  ingest = await startIngestService(config, logger);
-  wallet = await startWalletService(config, logger);
-  client = connectWallet(`127.0.0.1:${wallet.grpcPort}`);
-});
-
-after(async () => {
-  client.close();
-  await wallet.stop();
-  await ingest.stop();
-  await deleteTopics(createKafka(config.kafka), [
-    config.kafka.topic,
-    config.wallet.deadLetterTopic,
-  ]);
-  const redis = createRedis({ url: config.redis.url, keyPrefix: prefix });
-  await clearKeyPrefix(redis, prefix);
-  await redis.quit();
-  await database.drop();
+before(async (t) => {
+  const system = await startSystem(t);
+  ({ config } = system);
+  ingest = system.ingest.service;
+  wallet = system.wallet.service;
+  client = system.wallet.client;
 });
 
 /** Polls GetBalance until it shows `cents`; returns how long that took. */

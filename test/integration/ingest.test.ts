@@ -1,32 +1,28 @@
 // The ingest service end to end on the real PostgreSQL and Kafka: WebSocket in, rows and
 // records out, one reply per purchase.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import type { Config } from '../../src/config.ts';
 import type { IngestService } from '../../src/services/ingestService.ts';
+import { startIngest } from '../harness/services.ts';
 import { uniqueName } from '../helpers.ts';
-import { flatten, startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
-import { connectClient, type Reply } from '../wsClient.ts';
+import { connectClient, flatten, type Reply } from '../wsClient.ts';
 
-let harness: IngestHarness;
 let config: Config;
 let pool: DatabasePool;
 let service: IngestService;
 let url: string;
 
-before(async () => {
-  harness = await startIngestHarness({
+before(async (t) => {
+  ({ config, service, pool, url } = await startIngest(t, {
     INGEST_MAX_FRAME_BYTES: '65536',
     INGEST_MAX_ARRAY_LENGTH: '100',
-  });
-  ({ config, service, pool, url } = harness);
+  }));
 });
-
-after(() => harness.close());
 
 const storedRows = async (ids: readonly string[]) =>
   pool.any(
@@ -221,20 +217,15 @@ test('health endpoints answer on the WebSocket port', async () => {
   assert.equal((await fetch(`${base}/nope`)).status, 404);
 });
 
-test('INGEST_STATUS_PAGE=off: no status page or balance lookup on the port, the rest serves', async () => {
-  const closed = await startIngestHarness({ INGEST_STATUS_PAGE: 'off' });
-  try {
-    const base = `http://127.0.0.1:${closed.service.port}`;
-    assert.equal((await fetch(`${base}/`)).status, 404);
-    assert.equal((await fetch(`${base}/api/balance?user_id=1`)).status, 404);
-    assert.equal((await fetch(`${base}/readyz`)).status, 200);
-    assert.equal((await fetch(`${base}/metrics`)).status, 200);
-    const client = await connectClient(closed.url);
-    const purchase = { id: uniqueName('quiet'), user_id: 'quiet-user', amount: 1 };
-    client.send(purchase);
-    assert.deepEqual(await client.next(), { status: 'ack', id: purchase.id, duplicate: false });
-    await client.close();
-  } finally {
-    await closed.close();
-  }
+test('INGEST_STATUS_PAGE=off: no status page or balance lookup on the port, the rest serves', async (t) => {
+  const closed = await startIngest(t, { INGEST_STATUS_PAGE: 'off' });
+  const base = `http://127.0.0.1:${closed.service.port}`;
+  assert.equal((await fetch(`${base}/`)).status, 404);
+  assert.equal((await fetch(`${base}/api/balance?user_id=1`)).status, 404);
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  assert.equal((await fetch(`${base}/metrics`)).status, 200);
+  const client = await closed.connect();
+  const purchase = { id: uniqueName('quiet'), user_id: 'quiet-user', amount: 1 };
+  client.send(purchase);
+  assert.deepEqual(await client.next(), { status: 'ack', id: purchase.id, duplicate: false });
 });

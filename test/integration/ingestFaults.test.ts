@@ -1,7 +1,7 @@
 // Faults on the real stores: a slow PostgreSQL, Kafka stopped and restarted. Nothing
 // acknowledged may be lost, nothing may be published twice, memory stays bounded.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
@@ -9,19 +9,19 @@ import type { Config } from '../../src/config.ts';
 import type { IngestService } from '../../src/services/ingestService.ts';
 import { run, ROOT } from '../../scripts/infra.ts';
 import { eventually } from '../harness/eventually.ts';
+import { startIngest } from '../harness/services.ts';
 import { lockPurchases, uniqueName } from '../helpers.ts';
-import { flatten, startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
-import { connectClient, type Reply } from '../wsClient.ts';
+import { connectClient, flatten, type Reply } from '../wsClient.ts';
 
-let harness: IngestHarness;
 let config: Config;
 let service: IngestService;
 let pool: DatabasePool;
 let url: string;
 
-before(async () => {
-  harness = await startIngestHarness(
+before(async (t) => {
+  ({ config, service, pool, url } = await startIngest(
+    t,
     {
       INGEST_MAX_UNACKED: '200',
       INGEST_MAX_UNACKED_PER_CONNECTION: '100',
@@ -31,12 +31,9 @@ before(async () => {
       OUTBOX_MIN_AGE_MS: '4000',
       OUTBOX_RECOVERY_INTERVAL_MS: '1000',
     },
-    'error',
-  );
-  ({ config, service, pool, url } = harness);
+    { logLevel: 'error' },
+  ));
 });
-
-after(() => harness.close());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -11,8 +11,7 @@ import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import { ROOT } from '../../scripts/infra.ts';
 import { childEnv, createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
 import { countById, deleteTopics, readTopic } from '../kafkaHelpers.ts';
-import { flatten } from '../ingestHarness.ts';
-import { connectClient } from '../wsClient.ts';
+import { connectClient, flatten } from '../wsClient.ts';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let pool: DatabasePool;

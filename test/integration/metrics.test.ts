@@ -1,69 +1,39 @@
 // Both services' /metrics, /healthz and /readyz against the real stores: every purchase,
 // reply, batch and call shows up in the counts an operator reads.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
-import { createRedis } from '../../src/adapters/redis/client.ts';
 import { checkWalletHealth } from '../../src/adapters/grpc/walletClient.ts';
 import { fetchConsumerLag } from '../../src/adapters/kafka/groupAdmin.ts';
 import type { Config } from '../../src/config.ts';
-import { startIngestService, type IngestService } from '../../src/services/ingestService.ts';
-import { createLogger } from '../../src/logger.ts';
-import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
-import { connectWallet, type WalletClient } from '../grpcClient.ts';
-import { clearKeyPrefix, configWith, createTestDatabase, uniqueName } from '../helpers.ts';
-import { deleteTopics } from '../kafkaHelpers.ts';
+import type { IngestService } from '../../src/services/ingestService.ts';
+import type { WalletService } from '../../src/services/walletService.ts';
+import type { WalletClient } from '../grpcClient.ts';
 import { eventually } from '../harness/eventually.ts';
+import { startSystem } from '../harness/services.ts';
+import { uniqueName } from '../helpers.ts';
 import { readiness, scrape, valueOf } from '../metricsScrape.ts';
 import { connectClient, type Reply } from '../wsClient.ts';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let config: Config;
 let ingest: IngestService;
 let wallet: WalletService;
 let client: WalletClient;
-const prefix = `${uniqueName('test')}:`;
 const user = uniqueName('metrics_user');
 
-before(async () => {
-  database = await createTestDatabase();
-  config = configWith({
-    DATABASE_URL: database.url,
-    KAFKA_TOPIC: uniqueName('test_metrics'),
-    KAFKA_TOPIC_PARTITIONS: '3',
-    KAFKA_DEAD_LETTER_TOPIC: uniqueName('test_metrics_dead'),
-    WALLET_GROUP_ID: uniqueName('test_metrics_group'),
-    REDIS_KEY_PREFIX: prefix,
-    WS_PORT: '0',
-    GRPC_PORT: '0',
-    WALLET_HTTP_PORT: '0',
+before(async (t) => {
+  const system = await startSystem(t, {
     INGEST_MAX_FRAME_BYTES: '65536',
     INGEST_MAX_ARRAY_LENGTH: '10',
     // Past twice this in flight, purchases are refused as overloaded: a frame of 7 is.
     INGEST_MAX_UNACKED: '3',
   });
-  const logger = createLogger('warn', { test: 'metrics' });
-  ingest = await startIngestService(config, logger);
-  wallet = await startWalletService(config, logger);
-  client = connectWallet(`127.0.0.1:${wallet.grpcPort}`);
-});
-
-after(async () => {
-  client.close();
-  await wallet.stop();
-  await ingest.stop();
-  const kafka = createKafka(config.kafka);
-  await deleteTopics(kafka, [config.kafka.topic, config.wallet.deadLetterTopic]);
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.deleteGroups([config.wallet.groupId]).catch(() => undefined);
-  await admin.disconnect();
-  const redis = createRedis({ url: config.redis.url, keyPrefix: prefix });
-  await clearKeyPrefix(redis, prefix);
-  await redis.quit();
-  await database.drop();
+  ({ config } = system);
+  ingest = system.ingest.service;
+  wallet = system.wallet.service;
+  client = system.wallet.client;
 });
 
 test('both services answer /healthz and are ready with every check passing', async () => {

@@ -1,53 +1,36 @@
 // The wallet service on the real Kafka and Redis: events in, exact totals out over gRPC,
 // exactly once through redelivery and Redis data loss; poison goes to the dead letters.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import type { Admin } from 'kafkajs';
+import { before, test } from 'node:test';
+import type { Kafka } from 'kafkajs';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
-import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import {
   createPurchasePublisher,
   type ManagedPurchasePublisher,
 } from '../../src/adapters/kafka/purchasePublisher.ts';
 import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
-import { createRedis } from '../../src/adapters/redis/client.ts';
-import type { Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { centsToDecimal, type Purchase } from '../../src/core/purchase.ts';
-import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
-import { connectWallet, type WalletClient } from '../grpcClient.ts';
+import { startWalletService } from '../../src/services/walletService.ts';
 import { eventually } from '../harness/eventually.ts';
-import { configWith, uniqueName, clearKeyPrefix } from '../helpers.ts';
+import { startWallet, type StartedWallet } from '../harness/services.ts';
+import { onTeardown } from '../harness/teardown.ts';
+import { clearKeyPrefix, uniqueName } from '../helpers.ts';
 
-const topic = uniqueName('test_wallet');
-const prefix = `${uniqueName('test')}:`;
-let config: Config;
-let admin: Admin;
+let wallet: StartedWallet;
+let topic: string;
+let kafka: Kafka;
 let publisher: ManagedPurchasePublisher;
-let service: WalletService | undefined;
-let client: WalletClient;
-const kafka = createKafka(configWith({}).kafka);
-const redis = createRedis({ url: configWith({}).redis.url, keyPrefix: prefix });
 const expected = new Map<string, number>();
 let published = 0;
-
-const start = async () => {
-  service = await startWalletService(config, createLogger('warn', { test: 'wallet' }));
-  client = connectWallet(`127.0.0.1:${service.grpcPort}`);
-};
-const stop = async () => {
-  client.close();
-  await service?.stop();
-  service = undefined;
-};
 
 /** Waits until the running service has seen `count` records since it started. */
 const seen = (count: number) =>
   eventually(
-    () => `the wallet seeing ${count} records (seen: ${JSON.stringify(service?.stats)})`,
+    () => `the wallet seeing ${count} records (seen: ${JSON.stringify(wallet.service.stats)})`,
     () => {
-      const stats = service?.stats;
-      return stats !== undefined && stats.applied + stats.skipped + stats.poison >= count;
+      const stats = wallet.service.stats;
+      return stats.applied + stats.skipped + stats.poison >= count;
     },
     { timeoutMs: 60_000, intervalMs: 100 },
   );
@@ -60,38 +43,21 @@ const publish = async (purchases: readonly Purchase[]) => {
 
 const assertTotals = async () => {
   for (const [userId, cents] of expected) {
-    const reply = await client.getBalance(userId);
+    const reply = await wallet.client.getBalance(userId);
     assert.deepEqual(reply, { balances: { total: Number(centsToDecimal(cents)) } }, userId);
   }
 };
 
-before(async () => {
-  config = configWith({
-    KAFKA_TOPIC: topic,
-    KAFKA_TOPIC_PARTITIONS: '3',
-    KAFKA_DEAD_LETTER_TOPIC: `${topic}_dead`,
-    WALLET_GROUP_ID: uniqueName('test_wallet_group'),
-    REDIS_KEY_PREFIX: prefix,
-    GRPC_PORT: '0',
-  });
-  admin = kafka.admin();
-  await admin.connect();
-  await ensureTopic(admin, { topic, partitions: 3 });
+before(async (t) => {
+  wallet = await startWallet(t);
+  topic = wallet.config.kafka.topic;
+  kafka = createKafka(wallet.config.kafka);
   publisher = createPurchasePublisher({
     newProducer: () => createIdempotentProducer(kafka),
     topic,
     partitions: 3,
   });
-  await start();
-});
-
-after(async () => {
-  await stop();
-  await publisher.close();
-  await admin.deleteTopics({ topics: [topic, `${topic}_dead`] }).catch(() => undefined);
-  await admin.disconnect();
-  await clearKeyPrefix(redis, prefix);
-  await redis.quit();
+  onTeardown(t, () => publisher.close());
 });
 
 test('totals equal the sums of the events, to the cent, over many users', async () => {
@@ -103,7 +69,7 @@ test('totals equal the sums of the events, to the cent, over many users', async 
   for (let i = 0; i < purchases.length; i += 500) await publish(purchases.slice(i, i + 500));
   await seen(published);
   await assertTotals();
-  assert.deepEqual(await client.getBalance('nobody-ever'), { balances: { total: 0 } });
+  assert.deepEqual(await wallet.client.getBalance('nobody-ever'), { balances: { total: 0 } });
 });
 
 test('a record that is not a purchase goes to the dead-letter topic and blocks nothing', async () => {
@@ -119,11 +85,11 @@ test('a record that is not a purchase goes to the dead-letter topic and blocks n
   await producer.disconnect();
   await publish([{ id: 'after-poison', userId: 'poison-user', amountCents: 123 }]);
   await seen(published + 2);
-  assert.equal(service?.stats.poison, 2);
+  assert.equal(wallet.service.stats.poison, 2);
   await assertTotals();
   const consumer = kafka.consumer({ groupId: uniqueName('test_dead_reader') });
   await consumer.connect();
-  await consumer.subscribe({ topics: [`${topic}_dead`], fromBeginning: true });
+  await consumer.subscribe({ topics: [wallet.config.wallet.deadLetterTopic], fromBeginning: true });
   const dead: Array<{ value: string; reason: string; offset: string }> = [];
   await new Promise<void>((resolve) => {
     void consumer.run({
@@ -146,28 +112,29 @@ test('a record that is not a purchase goes to the dead-letter topic and blocks n
 });
 
 test('everything redelivered (the group rewound to the start) is counted once', async () => {
-  await stop();
-  await admin.resetOffsets({ groupId: config.wallet.groupId, topic, earliest: true });
-  await start();
+  await wallet.restart(async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.resetOffsets({ groupId: wallet.config.wallet.groupId, topic, earliest: true });
+    await admin.disconnect();
+  });
   await seen(published);
-  assert.equal(service?.stats.applied, 0, 'nothing applied twice');
-  assert.equal(service?.stats.skipped, published - 2);
+  assert.equal(wallet.service.stats.applied, 0, 'nothing applied twice');
+  assert.equal(wallet.service.stats.skipped, published - 2);
   await assertTotals();
 });
 
 test('Redis losing its data: the wallet replays the topic and rebuilds every total', async () => {
-  await stop();
-  await clearKeyPrefix(redis, prefix);
-  await start();
+  await wallet.restart(() => clearKeyPrefix(wallet.redis, wallet.config.redis.keyPrefix));
   await seen(published);
-  assert.equal(service?.stats.applied, published - 2);
+  assert.equal(wallet.service.stats.applied, published - 2);
   await assertTotals();
 });
 
 test('an instance finding Redis empty while others run refuses to start, rather than skip', async () => {
-  await clearKeyPrefix(redis, prefix);
+  await clearKeyPrefix(wallet.redis, wallet.config.redis.keyPrefix);
   await assert.rejects(
-    startWalletService(config, createLogger('error', { test: 'wallet' })),
+    startWalletService(wallet.config, createLogger('error', { test: 'wallet' })),
     /other members of .* are running/,
   );
 });

@@ -11,9 +11,8 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import { WebSocket } from 'ws';
 import { reliabilityLevel } from '../helpers.ts';
-import { flatten } from '../ingestHarness.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
-import { connectClient, type TestClient } from '../wsClient.ts';
+import { connectClient, flatten, type TestClient } from '../wsClient.ts';
 import { startIngestChild, startProbe, type IngestChild } from './hostileServices.ts';
 import { recordFigures } from './results.ts';
 

@@ -16,10 +16,16 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { ensureInfrastructure, ROOT, stopAll } from '../scripts/infra.ts';
 import { eventually } from '../test/harness/eventually.ts';
+import {
+  freePort,
+  startIngestProcess,
+  startService,
+  startWalletProcess,
+  type ServiceProcess,
+} from '../test/harness/processes.ts';
 import { runFreshness } from './freshness.ts';
 import { runGrpcLoad } from './grpcLoad.ts';
 import { runLoad, type LoadOptions } from './loadgen.ts';
-import { freePort, startService, type ServiceProcess } from './processes.ts';
 import { summariseProfile } from './profile.ts';
 import { measureReferences } from './references.ts';
 import { extractAnalysis, renderChart, renderMarkdown } from './report.ts';
@@ -151,26 +157,16 @@ const profileDir = join(outDir, 'profiles');
 const profiling = (on: boolean) =>
   args.profile && on ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
 const startIngest = async (extra: Record<string, string> = {}, profile = false) => {
-  const service = await startService(
-    'ingest',
-    join(ROOT, 'src', 'ingest.ts'),
-    serviceEnv(names.topic, extra),
-    'ingest service listening',
-    60_000,
-    profiling(profile),
-  );
+  const service = await startIngestProcess(serviceEnv(names.topic, extra), {
+    nodeArgs: profiling(profile),
+  });
   running.add(service);
   return service;
 };
 const startWallet = async (profile = false) => {
-  const service = await startService(
-    'wallet',
-    join(ROOT, 'src', 'wallet.ts'),
-    serviceEnv(names.topic),
-    'wallet service serving',
-    60_000,
-    profiling(profile),
-  );
+  const service = await startWalletProcess(serviceEnv(names.topic), {
+    nodeArgs: profiling(profile),
+  });
   running.add(service);
   return service;
 };
@@ -425,15 +421,13 @@ const main = async (): Promise<BenchReport> => {
   const baselineIngest = await startService(
     'baseline ingest',
     join(ROOT, 'bench', 'baseline', 'ingest.ts'),
-    serviceEnv(names.baselineTopic),
-    'baseline ingest listening',
+    { env: serviceEnv(names.baselineTopic), ready: 'baseline ingest listening' },
   );
   running.add(baselineIngest);
   const baselineWallet = await startService(
     'baseline wallet',
     join(ROOT, 'bench', 'baseline', 'wallet.ts'),
-    serviceEnv(names.baselineTopic),
-    'baseline wallet consuming',
+    { env: serviceEnv(names.baselineTopic), ready: 'baseline wallet consuming' },
   );
   running.add(baselineWallet);
   const baseline = await load(

@@ -1,70 +1,52 @@
 // The ingest service as a process: SIGTERM drains, dead peers are dropped, several
 // instances run side by side.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { after, before, test } from 'node:test';
+import { before, test, type TestContext } from 'node:test';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
-import { ROOT } from '../../scripts/infra.ts';
-import { childEnv, createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
-import { countById, deleteTopics, readTopic } from '../kafkaHelpers.ts';
+import { startIngestProcess } from '../harness/processes.ts';
+import { ownDatabase, ownTopics } from '../harness/stores.ts';
+import { onTeardown } from '../harness/teardown.ts';
+import { testConfig, uniqueName } from '../helpers.ts';
+import { countById, readTopic } from '../kafkaHelpers.ts';
 import { connectClient, flatten } from '../wsClient.ts';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let databaseUrl: string;
 let pool: DatabasePool;
 const topic = uniqueName('test_lifecycle');
-const children: ChildProcess[] = [];
 
-before(async () => {
-  database = await createTestDatabase();
-  pool = await createPostgresPool({ url: database.url, poolSize: 2 });
+before(async (t) => {
+  databaseUrl = await ownDatabase(t);
+  ownTopics(t, testConfig.kafka, [topic]);
+  pool = await createPostgresPool({ url: databaseUrl, poolSize: 2 });
+  onTeardown(t, () => pool.end());
 });
 
-after(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  await pool.end();
-  await deleteTopics(createKafka(testConfig.kafka), [topic]);
-  await database.drop();
-});
-
-/** Starts `npm run ingest`'s entry point; resolves with its WebSocket URL once it listens. */
-const startIngest = async (env: Record<string, string>) => {
-  const child = spawn(process.execPath, [`${ROOT}src/ingest.ts`], {
-    env: childEnv({
-      DATABASE_URL: database.url,
-      KAFKA_TOPIC: topic,
-      KAFKA_TOPIC_PARTITIONS: '3',
-      WS_PORT: '0',
-      LOG_LEVEL: 'info',
-      ...env,
-    }),
-    stdio: ['ignore', 'ignore', 'pipe'],
+/**
+ * Starts `npm run ingest`'s entry point on the test's database and topic; resolves with its
+ * WebSocket URL once it listens. Killed when `t` ends if it still runs.
+ */
+const startIngest = async (t: TestContext, env: Record<string, string>) => {
+  const child = await startIngestProcess({
+    DATABASE_URL: databaseUrl,
+    KAFKA_TOPIC: topic,
+    KAFKA_TOPIC_PARTITIONS: '3',
+    WS_PORT: '0',
+    LOG_LEVEL: 'info',
+    ...env,
   });
-  children.push(child);
-  let log = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr?.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      // Whole lines, read as JSON: the logger decides the order of a line's fields.
-      for (const line of log.split('\n').slice(0, -1)) {
-        if (!line.includes('ingest service listening')) continue;
-        const entry = JSON.parse(line) as { msg?: unknown; url?: unknown };
-        if (entry.msg === 'ingest service listening' && typeof entry.url === 'string') {
-          resolve(entry.url);
-        }
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`ingest exited with ${code}: ${log}`)));
-  });
-  return { child, url, log: () => log };
+  onTeardown(t, () => child.kill('SIGKILL'));
+  // Read as JSON: the logger decides the order of a line's fields.
+  const url = child.logLine('ingest service listening')?.['url'];
+  assert.equal(typeof url, 'string', 'the listening line names the URL');
+  return { process: child, url: String(url) };
 };
 
-test('SIGTERM drains: the open batch is flushed and acked, then the process exits cleanly', async () => {
+test('SIGTERM drains: the open batch is flushed and acked, then the process exits cleanly', async (t) => {
   // A batch that would wait 5 s to fill: only the drain can flush it in time.
-  const ingest = await startIngest({
+  const ingest = await startIngest(t, {
     INGEST_BATCH_MAX_WAIT_MS: '5000',
     INGEST_BATCH_MAX_SIZE: '10000',
   });
@@ -72,17 +54,16 @@ test('SIGTERM drains: the open batch is flushed and acked, then the process exit
   const ids = Array.from({ length: 50 }, (_, i) => uniqueName(`drain${i}`));
   for (const id of ids) client.send({ id, user_id: 'drain-user', amount: '3.00' });
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const exited = once(ingest.child, 'exit');
-  ingest.child.kill('SIGTERM');
+  ingest.process.signal('SIGTERM');
   const replies = flatten(await client.take(ids.length, 10_000));
   assert.deepEqual(
     replies.map((r) => [r.status, r.id]),
     ids.map((id) => ['ack', id]),
   );
   assert.equal(await client.closed, 1001, 'closed as going away after the acks');
-  const [code] = (await exited) as [number | null];
+  const { code } = await ingest.process.exited;
   assert.equal(code, 0);
-  assert.match(ingest.log(), /ingest service stopped/);
+  assert.match(ingest.process.tail.join('\n'), /ingest service stopped/);
   const stored = await pool.oneFirst(
     sql.type(z.object({ n: z.number() }))`
       SELECT count(*)::int AS n FROM purchases WHERE id = ANY(${sql.array(ids, 'text')})`,
@@ -92,8 +73,8 @@ test('SIGTERM drains: the open batch is flushed and acked, then the process exit
   for (const id of ids) assert.equal(counts.get(id), 1);
 });
 
-test('a peer that stops answering pings is disconnected; a live one is not', async () => {
-  const ingest = await startIngest({ INGEST_PING_INTERVAL_MS: '200' });
+test('a peer that stops answering pings is disconnected; a live one is not', async (t) => {
+  const ingest = await startIngest(t, { INGEST_PING_INTERVAL_MS: '200' });
   const dead = await connectClient(ingest.url, { autoPong: false });
   const live = await connectClient(ingest.url);
   const code = await Promise.race([
@@ -105,12 +86,11 @@ test('a peer that stops answering pings is disconnected; a live one is not', asy
   live.send({ user_id: 'live-user', amount: 1 });
   assert.equal((await live.next()).status, 'ack');
   await live.close();
-  ingest.child.kill('SIGTERM');
-  await once(ingest.child, 'exit');
+  await ingest.process.kill('SIGTERM');
 });
 
-test('two instances run side by side on their own ports against the same stores', async () => {
-  const [a, b] = await Promise.all([startIngest({}), startIngest({})]);
+test('two instances run side by side on their own ports against the same stores', async (t) => {
+  const [a, b] = await Promise.all([startIngest(t, {}), startIngest(t, {})]);
   assert.notEqual(a.url, b.url);
   for (const instance of [a, b]) {
     const client = await connectClient(instance.url);
@@ -118,8 +98,5 @@ test('two instances run side by side on their own ports against the same stores'
     assert.equal((await client.next()).status, 'ack');
     await client.close();
   }
-  for (const instance of [a, b]) {
-    instance.child.kill('SIGTERM');
-    await once(instance.child, 'exit');
-  }
+  for (const instance of [a, b]) await instance.process.kill('SIGTERM');
 });

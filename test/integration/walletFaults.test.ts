@@ -1,10 +1,7 @@
 // Wallet processes killed and rebalanced on the real Kafka and Redis: every event is
 // counted exactly once.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { after, before, test } from 'node:test';
-import type { Admin } from 'kafkajs';
+import { test, type TestContext } from 'node:test';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import {
@@ -12,61 +9,52 @@ import {
   type ManagedPurchasePublisher,
 } from '../../src/adapters/kafka/purchasePublisher.ts';
 import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
-import { createRedis } from '../../src/adapters/redis/client.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
-import { ROOT } from '../../scripts/infra.ts';
 import { eventually } from '../harness/eventually.ts';
-import { childEnv, testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';
+import { startWalletProcess } from '../harness/processes.ts';
+import { ownGroup, ownKeyPrefix, ownTopics } from '../harness/stores.ts';
+import { onTeardown } from '../harness/teardown.ts';
+import { testConfig, uniqueName } from '../helpers.ts';
 
 const kafka = createKafka(testConfig.kafka);
-let admin: Admin;
-const children: ChildProcess[] = [];
-const cleanups: Array<() => Promise<void>> = [];
 
-before(async () => {
-  admin = kafka.admin();
-  await admin.connect();
-});
-
-after(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  for (const cleanup of cleanups) await cleanup();
-  await admin.disconnect();
-});
-
-/** A topic, group and key prefix of the test's own, with a publisher and a Redis view. */
-const setUp = async () => {
+/**
+ * A topic, group and key prefix of test `t`'s own, with a publisher and a Redis view;
+ * wallet processes still running when `t` ends are killed.
+ */
+const setUp = async (t: TestContext) => {
   const topic = uniqueName('test_wallet_faults');
   const prefix = `${uniqueName('test')}:`;
   const groupId = uniqueName('test_wallet_group');
-  await ensureTopic(admin, { topic, partitions: 4 });
+  ownTopics(t, testConfig.kafka, [topic, `${topic}_dead`]);
+  ownGroup(t, testConfig.kafka, groupId);
+  const redis = ownKeyPrefix(t, { url: testConfig.redis.url, keyPrefix: prefix });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopic(admin, { topic, partitions: 4 });
+  } finally {
+    await admin.disconnect();
+  }
   const publisher: ManagedPurchasePublisher = createPurchasePublisher({
     newProducer: () => createIdempotentProducer(kafka),
     topic,
     partitions: 4,
   });
-  const redis = createRedis({ url: testConfig.redis.url, keyPrefix: prefix });
-  cleanups.push(async () => {
-    await publisher.close();
-    await admin.deleteTopics({ topics: [topic, `${topic}_dead`] }).catch(() => undefined);
-    await clearKeyPrefix(redis, prefix);
-    await redis.quit();
-  });
-  const startWallet = () => {
-    const child = spawn(process.execPath, [`${ROOT}src/wallet.ts`], {
-      env: childEnv({
-        KAFKA_TOPIC: topic,
-        KAFKA_TOPIC_PARTITIONS: '4',
-        KAFKA_DEAD_LETTER_TOPIC: `${topic}_dead`,
-        WALLET_GROUP_ID: groupId,
-        REDIS_KEY_PREFIX: prefix,
-        GRPC_PORT: '0',
-        LOG_LEVEL: 'warn',
-      }),
-      stdio: 'ignore',
+  onTeardown(t, () => publisher.close());
+  const startWallet = async () => {
+    const wallet = await startWalletProcess({
+      KAFKA_TOPIC: topic,
+      KAFKA_TOPIC_PARTITIONS: '4',
+      KAFKA_DEAD_LETTER_TOPIC: `${topic}_dead`,
+      WALLET_GROUP_ID: groupId,
+      REDIS_KEY_PREFIX: prefix,
+      GRPC_PORT: '0',
+      // The line saying it serves is an info line.
+      LOG_LEVEL: 'info',
     });
-    children.push(child);
-    return child;
+    onTeardown(t, () => wallet.kill('SIGKILL'));
+    return wallet;
   };
   const expected = new Map<string, number>();
   let sent = 0;
@@ -104,33 +92,31 @@ const setUp = async () => {
   return { startWallet, publish, totalsSettle };
 };
 
-test('a wallet killed mid-stream and restarted counts every event once', async () => {
-  const { startWallet, publish, totalsSettle } = await setUp();
-  const first = startWallet();
+test('a wallet killed mid-stream and restarted counts every event once', async (t) => {
+  const { startWallet, publish, totalsSettle } = await setUp(t);
+  const first = await startWallet();
   for (let round = 0; round < 10; round += 1) await publish(500);
   await new Promise((resolve) => setTimeout(resolve, 1_500));
-  first.kill('SIGKILL');
-  await once(first, 'exit');
+  await first.kill('SIGKILL');
   for (let round = 0; round < 4; round += 1) await publish(500);
-  const second = startWallet();
+  const second = await startWallet();
   await totalsSettle();
-  second.kill('SIGTERM');
-  assert.deepEqual(await once(second, 'exit'), [0, null]);
+  second.signal('SIGTERM');
+  assert.deepEqual(await second.exited, { code: 0, signal: null });
 });
 
-test('two instances sharing the partitions, with a rebalance mid-stream, count every event once', async () => {
-  const { startWallet, publish, totalsSettle } = await setUp();
-  const a = startWallet();
+test('two instances sharing the partitions, with a rebalance mid-stream, count every event once', async (t) => {
+  const { startWallet, publish, totalsSettle } = await setUp(t);
+  const a = await startWallet();
   await publish(2_000);
-  const b = startWallet();
+  const b = await startWallet();
   for (let round = 0; round < 6; round += 1) {
     await publish(500);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   // a leaves cleanly: b takes over its partitions.
-  a.kill('SIGTERM');
+  a.signal('SIGTERM');
   await publish(1_000);
   await totalsSettle();
-  b.kill('SIGTERM');
-  await once(b, 'exit');
+  await b.kill('SIGTERM');
 });

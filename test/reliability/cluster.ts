@@ -3,7 +3,7 @@
 // `npm start` runs them, so a test can SIGKILL, SIGTERM and restart them, restart Redis
 // empty, cut PostgreSQL connections and stop the shared Kafka broker.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Admin, Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
@@ -13,138 +13,21 @@ import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import { offsetField } from '../../src/adapters/redis/walletKeys.ts';
-import { freePort } from '../../bench/processes.ts';
-import { isServing, ROOT, run, stopChild } from '../../scripts/infra.ts';
+import { isServing, ROOT, run } from '../../scripts/infra.ts';
 import { eventually } from '../harness/eventually.ts';
-import { childEnv, createTestDatabase, databaseUrl, testConfig, uniqueName } from '../helpers.ts';
+import {
+  freePort,
+  startIngestProcess,
+  startWalletProcess,
+  trackChild,
+  type Exit,
+  type ServiceProcess,
+} from '../harness/processes.ts';
+import { createTestDatabase, databaseUrl, testConfig, uniqueName } from '../helpers.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 const LOG_DIR = `${tmpdir()}/spendstream-reliability`;
-
-/** How a child process ended. */
-export interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-/** A service running as a child process of the test. */
-export interface ServiceHandle {
-  readonly name: string;
-  readonly pid: number;
-  /** Where its whole output goes (JSON log lines). */
-  readonly logFile: string;
-  /** Its last output lines, newest last. */
-  readonly tail: readonly string[];
-  /** Resolves once the process has exited. */
-  readonly exited: Promise<Exit>;
-  readonly running: boolean;
-  /** Sends a signal without waiting (SIGSTOP/SIGCONT included). */
-  signal(signal: NodeJS.Signals): void;
-  /** Sends `signal` and waits for the exit. */
-  kill(signal: 'SIGKILL' | 'SIGTERM'): Promise<Exit>;
-  /** The first parsed log line whose `msg` is `msg`, if any. */
-  logLine(msg: string): Record<string, unknown> | undefined;
-}
-
-// Every child still running when the test process exits is killed with it, so a crashed
-// test leaves no services (or Redis) behind holding ports.
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of live) if (child.exitCode === null) child.kill('SIGKILL');
-});
-
-const track = (child: ChildProcess): Promise<Exit> => {
-  live.add(child);
-  return new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      live.delete(child);
-      resolve({ code, signal });
-    });
-  });
-};
-
-/**
- * Starts `node <entry>` with `env` and resolves once an output line contains `ready`.
- * Like bench/processes.ts's startService, which it follows, but it keeps the process's
- * whole output (in a log file and its parsed lines) and exposes the process's exit, which
- * the fault scenarios need for SIGKILL and to report what a service said.
- */
-const startChild = (
-  name: string,
-  entry: string,
-  env: Readonly<Record<string, string>>,
-  ready: string,
-  logFile: string,
-  timeoutMs = 60_000,
-): Promise<ServiceHandle> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [entry], {
-      env: childEnv({ ...env }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = track(child);
-    const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
-    const tail: string[] = [];
-    const parsed = new Map<string, Record<string, unknown>>();
-    let isReady = false;
-    let partial = '';
-    const fail = (reason: string) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${name} ${reason}; its last output:\n${tail.join('\n')}`));
-    };
-    const timer = setTimeout(() => fail(`was not ready within ${timeoutMs} ms`), timeoutMs);
-    const onOutput = (chunk: Buffer) => {
-      log.write(chunk);
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line.trim() === '') continue;
-        tail.push(line);
-        if (tail.length > 200) tail.shift();
-        try {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          const msg = String(entry['msg']);
-          if (!parsed.has(msg)) parsed.set(msg, entry);
-        } catch {
-          // Not a log line (a stack trace from a crash, say): kept in the tail only.
-        }
-        if (!isReady && line.includes(ready)) {
-          isReady = true;
-          clearTimeout(timer);
-          resolve(handle);
-        }
-      }
-    };
-    child.stdout.on('data', onOutput);
-    child.stderr.on('data', onOutput);
-    void exited.then(({ code, signal }) => {
-      log.end(`# ${name} exited with ${code ?? signal}\n`);
-      if (!isReady) fail(`exited with ${code ?? signal} before it was ready`);
-    });
-    const handle: ServiceHandle = {
-      name,
-      pid: child.pid ?? 0,
-      logFile,
-      tail,
-      exited,
-      get running() {
-        return child.exitCode === null && child.signalCode === null;
-      },
-      signal: (signal) => {
-        if (handle.running) child.kill(signal);
-      },
-      kill: async (signal) => {
-        if (handle.running) {
-          if (signal === 'SIGTERM') await stopChild(child, 60_000);
-          else child.kill(signal);
-        }
-        return exited;
-      },
-      logLine: (msg) => parsed.get(msg),
-    };
-  });
 
 /** A Redis server of the test's own on a free port, without persistence. */
 interface PrivateRedis {
@@ -169,7 +52,7 @@ const privateRedis = async (): Promise<PrivateRedis> => {
         { stdio: 'ignore' },
       );
       child = server;
-      exited = track(server);
+      exited = trackChild(server);
       await eventually(
         `redis-server on ${port} coming up`,
         () => {
@@ -219,11 +102,11 @@ export interface Cluster {
   /** Where the services' logs go. */
   readonly logDir: string;
   /** The current ingest process, if started. */
-  readonly ingest: ServiceHandle | undefined;
+  readonly ingest: ServiceProcess | undefined;
   /** Wallet processes started so far (running or not), in start order. */
-  readonly wallets: readonly ServiceHandle[];
-  startIngest(): Promise<ServiceHandle>;
-  startWallet(): Promise<ServiceHandle>;
+  readonly wallets: readonly ServiceProcess[];
+  startIngest(): Promise<ServiceProcess>;
+  startWallet(): Promise<ServiceProcess>;
   /** Kills the private Redis and starts it again, empty. */
   restartRedisEmpty(): Promise<void>;
   /** Makes the private Redis refuse every write (OOM: maxmemory 1 byte, no eviction). */
@@ -309,8 +192,8 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     INGEST_SHUTDOWN_TIMEOUT_MS: '30000',
     ...options.ingestEnv,
   };
-  let ingest: ServiceHandle | undefined;
-  const wallets: ServiceHandle[] = [];
+  let ingest: ServiceProcess | undefined;
+  const wallets: ServiceProcess[] = [];
   let starts = 0;
   let kafkaStopped = false;
 
@@ -366,24 +249,18 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     startIngest: async () => {
       if (ingest?.running === true) throw new Error('the ingest service is already running');
       starts += 1;
-      ingest = await startChild(
-        'ingest',
-        `${ROOT}src/ingest.ts`,
-        ingestEnv,
-        'ingest service listening',
-        `${logDir}/ingest-${starts}.log`,
-      );
+      ingest = await startIngestProcess(ingestEnv, { logFile: `${logDir}/ingest-${starts}.log` });
       return ingest;
     },
     startWallet: async () => {
       starts += 1;
       const grpcPort = await freePort();
-      const wallet = await startChild(
-        `wallet-${wallets.length + 1}`,
-        `${ROOT}src/wallet.ts`,
+      const wallet = await startWalletProcess(
         { ...common, GRPC_HOST: '127.0.0.1', GRPC_PORT: String(grpcPort) },
-        'wallet service serving',
-        `${logDir}/wallet-${wallets.length + 1}-${starts}.log`,
+        {
+          name: `wallet-${wallets.length + 1}`,
+          logFile: `${logDir}/wallet-${wallets.length + 1}-${starts}.log`,
+        },
       );
       wallets.push(wallet);
       return wallet;

@@ -1,34 +1,22 @@
 // The reliability suite's services run as child processes, so a crash shows as an exit and
 // their resident set can be read; a probe client stands for the well-behaved users whose
 // service must not suffer from the abuse.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { freePort, startService, type ServiceProcess } from '../../bench/processes.ts';
-import { ROOT } from '../../scripts/infra.ts';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import { centsToDecimal } from '../../src/core/purchase.ts';
+import {
+  freePort,
+  startIngestProcess,
+  startWalletProcess,
+  type ServiceProcess,
+} from '../harness/processes.ts';
 import { createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
-import { deleteTopics } from '../kafkaHelpers.ts';
+import { deleteGroups, deleteTopics } from '../kafkaHelpers.ts';
 import { connectClient, type Reply, type TestClient } from '../wsClient.ts';
-
-/**
- * Whether process `pid` is still running. A process that exited is gone from /proc once
- * node has reaped it, and a zombie (exited, not yet reaped) counts as exited too.
- */
-export const isRunning = (pid: number): boolean => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-};
 
 /** A service process of a test's own, with what the test needs around it. */
 export interface ChildService {
@@ -75,23 +63,18 @@ export const startIngestChild = async (
   let port: number;
   try {
     port = await freePort();
-    service = await startService(
-      'ingest',
-      join(ROOT, 'src', 'ingest.ts'),
-      {
-        DATABASE_URL: database.url,
-        KAFKA_TOPIC: topic,
-        KAFKA_TOPIC_PARTITIONS: '3',
-        KAFKA_DEAD_LETTER_TOPIC: `${topic}_dead`,
-        REDIS_KEY_PREFIX: `${topic}:`,
-        WALLET_GROUP_ID: `${topic}_wallet`,
-        WS_HOST: '127.0.0.1',
-        WS_PORT: String(port),
-        LOG_LEVEL: 'info',
-        ...overrides,
-      },
-      'ingest service listening',
-    );
+    service = await startIngestProcess({
+      DATABASE_URL: database.url,
+      KAFKA_TOPIC: topic,
+      KAFKA_TOPIC_PARTITIONS: '3',
+      KAFKA_DEAD_LETTER_TOPIC: `${topic}_dead`,
+      REDIS_KEY_PREFIX: `${topic}:`,
+      WALLET_GROUP_ID: `${topic}_wallet`,
+      WS_HOST: '127.0.0.1',
+      WS_PORT: String(port),
+      LOG_LEVEL: 'info',
+      ...overrides,
+    });
   } catch (error) {
     await cleanup();
     throw error;
@@ -104,7 +87,7 @@ export const startIngestChild = async (
     kafka,
     url: `ws://127.0.0.1:${port}/ws`,
     pool,
-    alive: () => isRunning(service.pid),
+    alive: () => service.running,
     peakRssMiB: peakOf(service),
     close: async () => {
       await service.stop();
@@ -125,22 +108,17 @@ export const startWalletChild = async (
   let port: number;
   try {
     port = await freePort();
-    service = await startService(
-      'wallet',
-      join(ROOT, 'src', 'wallet.ts'),
-      {
-        KAFKA_TOPIC: topic,
-        KAFKA_TOPIC_PARTITIONS: '3',
-        KAFKA_DEAD_LETTER_TOPIC: `${topic}_dead`,
-        REDIS_KEY_PREFIX: redisPrefix,
-        WALLET_GROUP_ID: `${topic}_wallet`,
-        GRPC_HOST: '127.0.0.1',
-        GRPC_PORT: String(port),
-        WALLET_HTTP_PORT: '0',
-        LOG_LEVEL: 'info',
-      },
-      'wallet service serving',
-    );
+    service = await startWalletProcess({
+      KAFKA_TOPIC: topic,
+      KAFKA_TOPIC_PARTITIONS: '3',
+      KAFKA_DEAD_LETTER_TOPIC: `${topic}_dead`,
+      REDIS_KEY_PREFIX: redisPrefix,
+      WALLET_GROUP_ID: `${topic}_wallet`,
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: String(port),
+      WALLET_HTTP_PORT: '0',
+      LOG_LEVEL: 'info',
+    });
   } catch (error) {
     await cleanup();
     throw error;
@@ -151,14 +129,11 @@ export const startWalletChild = async (
     topic,
     kafka,
     address: `127.0.0.1:${port}`,
-    alive: () => isRunning(service.pid),
+    alive: () => service.running,
     peakRssMiB: peakOf(service),
     close: async () => {
       await service.stop();
-      const admin = kafka.admin();
-      await admin.connect();
-      await admin.deleteGroups([`${topic}_wallet`]).catch(() => undefined);
-      await admin.disconnect();
+      await deleteGroups(kafka, [`${topic}_wallet`]);
       await cleanup();
     },
   };

@@ -1,0 +1,167 @@
+// The boundary cases the fuzzing test always tries: user ids and amounts at the edges of
+// the documented rules, and whole sessions built from them.
+import { json, MAX_ARRAY_LENGTH, type Session } from './sessions.ts';
+
+// Lone surrogates (`"\ud800"`) are left to a test of their own in fuzz.test.ts: the service mangles
+// them (a bug, reported), which would otherwise fail every run of the fuzzing test.
+/** user_id values at the edges of the documented rules. */
+export const USER_ID_EDGES = [
+  '123',
+  'u',
+  '',
+  ' ',
+  'x'.repeat(128),
+  'x'.repeat(129),
+  '😀'.repeat(64),
+  '😀'.repeat(65),
+  'é'.repeat(128),
+  'é'.repeat(129),
+  '\u0000',
+  'nul\u0000inside',
+  '\t',
+  'line\nbreak',
+  '\u001f',
+  '\u007f',
+  '\u0080',
+  '\u0085',
+  '\u009f',
+  '\u00a0',
+  '\u2028',
+  '\ufeff',
+  'e\u0301',
+  '用户',
+  'null',
+  '0',
+  "'; DROP TABLE purchases; --",
+  '%s%n%x',
+  '../../etc/passwd',
+  '__proto__',
+];
+
+/** Amounts at the edges, as raw JSON, with the cents they mean when valid. */
+export const AMOUNT_EDGES: ReadonlyArray<readonly [string, number?]> = [
+  ['0'],
+  ['-0'],
+  ['0.0'],
+  ['0.00'],
+  ['0.001'],
+  ['0.005'],
+  ['0.01', 1],
+  ['0.1', 10],
+  ['49.99', 4_999],
+  ['49.990', 4_999],
+  ['4999e-2', 4_999],
+  ['1.10', 110],
+  ['1e3', 100_000],
+  ['1E3', 100_000],
+  ['1e6', 100_000_000],
+  ['1.0e6', 100_000_000],
+  ['1000000', 100_000_000],
+  ['1000000.00', 100_000_000],
+  ['1000000.01'],
+  ['1000000.001'],
+  ['1e21'],
+  ['1e-7'],
+  ['5e-324'],
+  ['1.7976931348623157e308'],
+  ['9007199254740991'],
+  ['9007199254740993'],
+  ['123456789012345678901234567890'],
+  ['0.30000000000000004'],
+  ['1.005'],
+  ['2.675'],
+  ['-5'],
+  ['-0.01'],
+  ['"49.99"', 4_999],
+  ['"10"', 1_000],
+  ['"10.00"', 1_000],
+  ['"0.1"', 10],
+  ['"1000000.00"', 100_000_000],
+  ['"000000000000001.50"', 150],
+  ['"0000000000000000001"'],
+  ['"1000000.01"'],
+  ['" 49.99"'],
+  ['"49.99 "'],
+  ['"1e2"'],
+  ['"NaN"'],
+  ['"Infinity"'],
+  ['"-5"'],
+  ['"-0"'],
+  ['"0.00"'],
+  ['"0"'],
+  ['".5"'],
+  ['"5."'],
+  ['"+5"'],
+  ['"1,000.00"'],
+  ['"49,99"'],
+  ['"0x10"'],
+  ['"١٢"'],
+  ['"49.99\\u0000"'],
+  ['""'],
+  ['null'],
+  ['true'],
+  ['false'],
+  ['[]'],
+  ['{}'],
+  ['[49.99]'],
+  ['{"amount":1}'],
+];
+
+/** Explicit sessions fast-check runs first: the boundary cases named in the issue. */
+export const EDGE_SESSIONS: Session[] = [
+  {
+    frames: [
+      {
+        kind: 'array',
+        elements: AMOUNT_EDGES.map(([raw]) => ({
+          kind: 'object' as const,
+          entries: [
+            { key: 'user_id', value: { raw: '"edge-amounts"' } },
+            { key: 'amount', value: { raw } },
+          ],
+          space: '',
+        })).slice(0, MAX_ARRAY_LENGTH),
+      },
+      {
+        kind: 'array',
+        elements: USER_ID_EDGES.map((userId, i) => ({
+          kind: 'object' as const,
+          entries: [
+            { key: 'user_id', value: { raw: json(userId) } },
+            { key: 'amount', value: { raw: '1.5', cents: 150 } },
+            { key: 'id', value: { suffix: `user-edge-${i}` } },
+          ],
+          space: '',
+        })),
+      },
+    ],
+    terminal: null,
+  },
+  {
+    frames: [
+      { kind: 'deep', shape: 'open-arrays', depth: 100_000 },
+      { kind: 'deep', shape: 'balanced-arrays', depth: 100_000 },
+      { kind: 'deep', shape: 'deep-unknown-field', depth: 100_000 },
+      { kind: 'deep', shape: 'balanced-objects', depth: 43_000 },
+      {
+        kind: 'padded',
+        missing: 0,
+        element: { kind: 'raw', text: '{"user_id":"at-the-limit","amount":"0.01"}' },
+      },
+    ],
+    terminal: { kind: 'oversize-text', over: 1 },
+  },
+  {
+    frames: [
+      {
+        kind: 'array',
+        elements: Array.from({ length: MAX_ARRAY_LENGTH + 1 }, () => ({
+          kind: 'raw' as const,
+          text: '{"user_id":"too-many","amount":1}',
+        })),
+      },
+      { kind: 'binary', bytes: new Uint8Array([0x7b, 0x7d]) },
+    ],
+    terminal: { kind: 'invalid-utf8', before: 'x', bad: [0xc0, 0x80], after: 'y' },
+  },
+];

@@ -28,7 +28,8 @@ import { runGrpcLoad } from './grpcLoad.ts';
 import { runLoad, type LoadOptions } from './loadgen.ts';
 import { summariseProfile } from './profile.ts';
 import { measureReferences } from './references.ts';
-import { extractAnalysis, renderChart, renderMarkdown } from './report.ts';
+import { renderChart } from './report/chart.ts';
+import { extractAnalysis, renderMarkdown } from './report/page.ts';
 import type { BenchReport, LoadResult, LoadSettings, SweepPoint } from './types.ts';
 
 const { values: args } = parseArgs({

@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { format, resolveConfig } from 'prettier';
-import {
-  ANALYSIS_MARKER,
-  extractAnalysis,
-  renderChart,
-  renderMarkdown,
-} from '../../bench/report.ts';
+import { renderChart } from '../../bench/report/chart.ts';
+import { ANALYSIS_MARKER, extractAnalysis, renderMarkdown } from '../../bench/report/page.ts';
 import type { BenchReport, LoadResult, LoadSettings, Percentiles } from '../../bench/types.ts';
 
 // --- A realistic report -------------------------------------------------------------------

@@ -211,10 +211,22 @@ export const startWebSocketServer = async (
   }, config.pingIntervalMs);
   pinger.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // ws re-emits the HTTP server's errors on itself, where one without a listener
+      // would be thrown: a taken port must reject the start instead.
+      wss.once('error', reject);
+      http.listen(config.port, config.host, () => {
+        wss.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    clearInterval(pinger);
+    wss.close();
+    throw error;
+  }
+  wss.on('error', (error) => deps.logger.error('WebSocket server error', { error }));
   const port = (http.address() as AddressInfo).port;
 
   return {

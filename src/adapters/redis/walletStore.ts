@@ -78,7 +78,9 @@ export const createWalletStore = (redis: Redis): WalletStore => {
   }
   return {
     apply: async (topic, records) => {
-      if (records.length === 0) return NOTHING;
+      // Counted now: the caller's array may change while the round trip is under way.
+      const count = records.length;
+      if (count === 0) return NOTHING;
       // Grouping keeps input order, so each partition's offsets stay ascending per user.
       const argvByUser = new Map<string, string[]>();
       const fields = new Map<number, string>();
@@ -114,11 +116,11 @@ export const createWalletStore = (redis: Redis): WalletStore => {
       let applied = 0;
       // Users before a failed one are applied; the caller retries the whole batch, and
       // their offsets make that retry skip them.
-      for (const [error, count] of results) {
+      for (const [error, appliedToUser] of results) {
         if (error !== null) throw translateRedisError(error);
-        applied += Number(count);
+        applied += Number(appliedToUser);
       }
-      return { applied, skipped: records.length - applied };
+      return { applied, skipped: count - applied };
     },
 
     isInitialised: async (topic) => {

@@ -31,7 +31,7 @@ ${Object.entries(COMMANDS)
 
 Run 'spendstream <command> --help' for a command's options. Settings (WS_PORT,
 WALLET_GRPC_ADDRESS, DATABASE_URL, …) are read from the environment as the services
-read them; see the README.
+read them; see docs/configuration.md.
 
 Options:
   -h, --help     show this help

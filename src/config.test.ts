@@ -55,7 +55,7 @@ test('out-of-range ports and malformed broker lists are rejected', () => {
   assert.throws(() => loadConfig({ KAFKA_BROKERS: 'localhost' }), /KAFKA_BROKERS/);
 });
 
-test('every setting is listed for the README', () => {
+test('every setting has a name for docs/configuration.md', () => {
   assert.ok(SETTING_NAMES.includes('DATABASE_URL'));
   assert.ok(SETTING_NAMES.includes('KAFKA_BROKERS'));
 });

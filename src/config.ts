@@ -15,7 +15,7 @@ const url = (protocols: readonly string[]) =>
 
 /**
  * Every setting of spendstream: the environment variable, its default and its meaning.
- * The README's settings table is generated from the same names, so keep them in step.
+ * docs/configuration.md documents each one; test/readme.test.ts checks it against these.
  */
 const settingsShape = z.object({
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import { eventually } from '../test/harness/eventually.ts';
 import { createLatencyHistogram } from './histogram.ts';
 import type { FreshnessResult } from './types.ts';
 import { connectBalanceCaller } from './walletClient.ts';
@@ -61,16 +62,13 @@ export const runFreshness = async (options: FreshnessOptions): Promise<Freshness
       const total = (expected.get(userId) ?? 0) + cents;
       expected.set(userId, total);
       probes += 1;
-      let seen = false;
-      while (performance.now() - ackedAt < options.timeoutMs) {
-        if ((await totalCents(userId)) === total) {
-          histogram.record(performance.now() - ackedAt);
-          seen = true;
-          break;
-        }
-        await sleep(options.pollMs ?? 2);
-      }
-      if (!seen) timedOut += 1;
+      const seen = await eventually(
+        `${userId} showing ${total}`,
+        async () => (await totalCents(userId)) === total,
+        { timeoutMs: options.timeoutMs, intervalMs: options.pollMs ?? 2, onTimeout: 'resolve' },
+      );
+      if (seen) histogram.record(performance.now() - ackedAt);
+      else timedOut += 1;
       await sleep(options.intervalMs);
     }
   } finally {

@@ -1,6 +1,7 @@
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '../test/harness/eventually.ts';
 import { createLatencyHistogram } from './histogram.ts';
 import type { GrpcResult } from './types.ts';
 
@@ -110,8 +111,11 @@ export const runGrpcLoad = async (options: GrpcLoadOptions): Promise<GrpcResult>
   };
   for (let caller = 0; caller < options.callers; caller += 1) callOnce(caller);
   await sleep(measureTo - performance.now());
-  const drainUntil = performance.now() + 10_000;
-  while (outstanding > 0 && performance.now() < drainUntil) await sleep(10);
+  await eventually('the calls due', () => outstanding === 0, {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+    onTimeout: 'resolve',
+  });
   for (const session of sessions) session.close();
   return {
     callers: options.callers,

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import { eventually } from '../test/harness/eventually.ts';
 import { createLatencyHistogram } from './histogram.ts';
 import type { LoadResult, LoadSettings } from './types.ts';
 
@@ -157,10 +158,11 @@ export const runLoad = async (options: LoadOptions): Promise<LoadResult> => {
   await sleep(measureTo - performance.now());
   sending = false;
   if (clock !== undefined) clearInterval(clock);
-  const drainUntil = performance.now() + (options.drainTimeoutMs ?? 15_000);
-  while (inFlight.some((pending) => pending.size > 0) && performance.now() < drainUntil) {
-    await sleep(20);
-  }
+  await eventually('the replies due', () => inFlight.every((pending) => pending.size === 0), {
+    timeoutMs: options.drainTimeoutMs ?? 15_000,
+    intervalMs: 20,
+    onTimeout: 'resolve',
+  });
   for (const pending of inFlight) {
     for (const purchase of pending.values()) {
       if (measured(purchase.at)) errors['no_reply'] = (errors['no_reply'] ?? 0) + 1;

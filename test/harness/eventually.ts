@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export interface EventuallyOptions {
   /** How long to keep asking; 30 s unless set. */
   readonly timeoutMs?: number;
-  /** The pause between two questions; 50 ms unless set. */
+  /** The pause between two questions; 50 ms unless set, none at 0 (a busy poll). */
   readonly intervalMs?: number;
   /**
    * At the timeout: fail (the default), or resolve false for a caller that carries on and
@@ -32,7 +32,7 @@ export const eventually = async (
       if (onTimeout === 'resolve') return false;
       assert.fail(`${typeof what === 'string' ? what : what()}: not within ${timeoutMs} ms`);
     }
-    await sleep(intervalMs);
+    if (intervalMs > 0) await sleep(intervalMs);
   }
   return true;
 };

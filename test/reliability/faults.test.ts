@@ -183,10 +183,12 @@ test('wallet SIGKILLed while applying a backlog, then restarted', TIMEOUT, (t) =
     const high = await cluster.highWatermarks();
     const before = show(await cluster.appliedOffsets());
     wallet.signal('SIGCONT');
-    const giveUp = Date.now() + 10_000;
-    while (show(await cluster.appliedOffsets()) === before && Date.now() < giveUp) {
-      // Polling: each look at Redis takes a few milliseconds.
-    }
+    // Polling without pauses: each look at Redis takes a few milliseconds.
+    await eventually(
+      'the wallet applying again',
+      async () => show(await cluster.appliedOffsets()) !== before,
+      { timeoutMs: 10_000, intervalMs: 0, onTimeout: 'resolve' },
+    );
     await wallet.kill('SIGKILL');
     const committed = await cluster.committedOffsets();
     const applied = await cluster.appliedOffsets();

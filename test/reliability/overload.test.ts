@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { WebSocket } from 'ws';
+import { eventually } from '../harness/eventually.ts';
 import { reliabilityLevel } from '../helpers.ts';
 import { countById, readTopic } from '../kafkaHelpers.ts';
 import { connectClient, flatten, type TestClient } from '../wsClient.ts';
@@ -158,8 +159,11 @@ test('offered far more than it admits, the service stays bounded, answers all, l
   }
   const peakRssMiB = service.peakRssMiB();
   // Every purchase sent gets its reply.
-  const drainUntil = Date.now() + 120_000;
-  while (inFlight.some((pending) => pending.size > 0) && Date.now() < drainUntil) await sleep(50);
+  await eventually(
+    'every purchase sent answered',
+    () => inFlight.every((pending) => pending.size === 0),
+    { timeoutMs: 120_000, onTimeout: 'resolve' },
+  );
   const noReply = inFlight.reduce((sum, pending) => sum + pending.size, 0);
   await Promise.all(
     sockets.map(

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '../../harness/eventually.ts';
 import { reliabilityLevel } from '../../helpers.ts';
 import { connectClient } from '../../wsClient.ts';
 import { openRawWebSocket, textFrame, type RawWebSocket } from '../hostileRawSocket.ts';
@@ -75,20 +75,23 @@ describe('abusive clients', () => {
     const raws: RawWebSocket[] = [];
     let report: ProbeReport | undefined;
     let pushed: Array<{ frames: number; stalled: boolean }>;
-    let storedBefore: number;
-    let storedAfter: number;
+    // Counts of the non-readers' purchases stored, 2 s apart (-1: not counted yet).
+    let storedBefore = -1;
+    let storedAfter = -1;
     try {
       for (let c = 0; c < nonReaders; c += 1) raws.push(await openRawWebSocket(service.port));
       const until = Date.now() + pushMs;
       pushed = await Promise.all(raws.map((raw, c) => pushUntil(raw.socket, c, until)));
       // What the server had already taken in it still works off; then it reads no more.
-      const settleUntil = Date.now() + (FULL ? 180_000 : 60_000);
-      storedAfter = await countStoredForUsers(service.pool, 'abuser');
-      do {
-        storedBefore = storedAfter;
-        await sleep(2_000);
-        storedAfter = await countStoredForUsers(service.pool, 'abuser');
-      } while (storedAfter !== storedBefore && Date.now() < settleUntil);
+      await eventually(
+        'the intake from the non-readers settled',
+        async () => {
+          storedBefore = storedAfter;
+          storedAfter = await countStoredForUsers(service.pool, 'abuser');
+          return storedAfter === storedBefore;
+        },
+        { timeoutMs: FULL ? 180_000 : 60_000, intervalMs: 2_000, onTimeout: 'resolve' },
+      );
       assert.ok(service.alive(), 'the ingest process is still running');
     } finally {
       report = await probe.stop();

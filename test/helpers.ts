@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 // Shared by the integration tests: every test works in names of its own and cleans up.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -96,13 +94,3 @@ export const lockPurchases = async (pool: DatabasePool): Promise<() => Promise<v
  */
 export const reliabilityLevel: 'reduced' | 'full' =
   process.env['RELIABILITY_LEVEL'] === 'full' ? 'full' : 'reduced';
-
-/** Debian's Chromium, found on PATH as CI installs it (playwright-core brings no browser). */
-export const chromiumPath = () => {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    const candidate = join(dir, 'chromium');
-    if (existsSync(candidate)) return candidate;
-  }
-  if (existsSync('/usr/bin/chromium')) return '/usr/bin/chromium';
-  throw new Error('no chromium on PATH: install the Debian package chromium (.ci/run does)');
-};

@@ -66,6 +66,3 @@ export const readiness = async (port: number): Promise<Readiness> => {
   const body = (await response.json()) as { status: string; checks: Record<string, string> };
   return { code: response.status, status: body.status, checks: body.checks };
 };
-
-// Only for test/integration/readiness.test.ts, which still imports it from here.
-export { eventually } from './harness/eventually.ts';

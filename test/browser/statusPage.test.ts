@@ -6,14 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { createKafka } from '../../src/adapters/kafka/client.ts';
-import { createRedis } from '../../src/adapters/redis/client.ts';
-import { createLogger } from '../../src/logger.ts';
-import { startWalletService, type WalletService } from '../../src/services/walletService.ts';
 import { ROOT } from '../../scripts/infra.ts';
-import { clearKeyPrefix, configWith, uniqueName } from '../helpers.ts';
-import { startIngestHarness, type IngestHarness } from '../ingestHarness.ts';
-import { deleteTopics } from '../kafkaHelpers.ts';
+import { eventually } from '../harness/eventually.ts';
+import { startIngest, startWallet, type StartedIngest } from '../harness/services.ts';
+import { uniqueName } from '../helpers.ts';
 import { connectClient } from '../wsClient.ts';
 import { chromium as chromiumTool, locate, needs } from '../outsideTools.ts';
 
@@ -30,11 +26,8 @@ const CHROMIUM_ARGS = [
 ];
 const SCREENSHOT = join(ROOT, 'test-results', 'status-page.png');
 
-const prefix = `${uniqueName('test')}:`;
 const topic = uniqueName('test_status');
-const deadLetterTopic = uniqueName('test_status_dead');
-let wallet: WalletService;
-let ingest: IngestHarness;
+let ingest: StartedIngest;
 let profile: string;
 let context: BrowserContext;
 let page: Page;
@@ -44,21 +37,12 @@ const problems: string[] = [];
 // Without Chromium every test here is skipped, naming the install command.
 const browser = await needs(chromiumTool);
 
-before(async () => {
+before(async (t) => {
   if (browser.skip !== undefined) return;
-  const shared = {
+  const wallet = await startWallet(t, { KAFKA_TOPIC: topic, WALLET_HTTP_PORT: '0' });
+  ingest = await startIngest(t, {
     KAFKA_TOPIC: topic,
-    KAFKA_DEAD_LETTER_TOPIC: deadLetterTopic,
-    WALLET_GROUP_ID: uniqueName('test_status_group'),
-    REDIS_KEY_PREFIX: prefix,
-  };
-  wallet = await startWalletService(
-    configWith({ ...shared, GRPC_PORT: '0', WALLET_HTTP_PORT: '0' }),
-    createLogger('warn', { test: 'status-wallet' }),
-  );
-  ingest = await startIngestHarness({
-    ...shared,
-    WALLET_GRPC_ADDRESS: `127.0.0.1:${wallet.grpcPort}`,
+    WALLET_GRPC_ADDRESS: `127.0.0.1:${wallet.service.grpcPort}`,
   });
   base = `http://127.0.0.1:${ingest.service.port}`;
   profile = await mkdtemp(join(tmpdir(), 'spendstream-chromium-'));
@@ -88,28 +72,11 @@ after(async () => {
   }
   await context?.close();
   if (profile !== undefined) await rm(profile, { recursive: true, force: true });
-  await wallet?.stop();
-  // A start that failed part-way leaves nothing more of ours to clean up.
-  if (ingest === undefined) return;
-  await ingest.close();
-  await deleteTopics(createKafka(ingest.config.kafka), [deadLetterTopic]);
-  const redis = createRedis({ url: ingest.config.redis.url, keyPrefix: prefix });
-  await clearKeyPrefix(redis, prefix);
-  await redis.quit();
 });
 
 /** A figure of the live tiles as a number (`—` reads as NaN). */
 const figure = async (id: string) =>
   Number((await page.locator(`#${id}`).textContent())?.replaceAll(',', '') ?? NaN);
-
-/** Polls `check` until it holds; fails with `what` after `timeoutMs`. */
-const eventually = async (what: string, check: () => Promise<boolean>, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`${what} did not happen in ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-};
 
 /** Sends a purchase from the form; resolves with the id it went under and the reply shown. */
 const sendFromForm = async (userId: string, amount: string) => {
@@ -190,7 +157,7 @@ test('the balance lookup shows the exact total', browser, async () => {
       await result.locator('p').waitFor();
       return ((await result.textContent()) ?? '').includes('113.18');
     },
-    30_000,
+    { timeoutMs: 30_000 },
   );
   assert.equal(await result.textContent(), 'Total for page-bob: 113.18');
   assert.equal(await result.getAttribute('data-status'), 'ok');

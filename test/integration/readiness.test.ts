@@ -3,16 +3,16 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, test } from 'node:test';
-import { freePort } from '../../bench/processes.ts';
 import { ensurePostgres, localPostgresDataDir, type StartedService } from '../../scripts/infra.ts';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { startIngestService } from '../../src/services/ingestService.ts';
 import { createLogger } from '../../src/logger.ts';
 import { configWith, lockPurchases, uniqueName } from '../helpers.ts';
-import { startIngestHarness } from '../ingestHarness.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
-import { eventually, readiness, scrape, valueOf } from '../metricsScrape.ts';
-import { connectClient } from '../wsClient.ts';
+import { eventually } from '../harness/eventually.ts';
+import { freePort } from '../harness/processes.ts';
+import { startIngest } from '../harness/services.ts';
+import { readiness, scrape, valueOf } from '../metricsScrape.ts';
 
 const quiet = createLogger('error', { test: 'readiness' });
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -63,22 +63,21 @@ test('/readyz names postgres while PostgreSQL is down, and is ready again once i
   assert.equal(valueOf(await scrape(ingest.port), 'spendstream_outbox_backlog'), 0);
 });
 
-test('/readyz is 503 from the moment a drain starts, while the port still answers', async () => {
-  const harness = await startIngestHarness({
+test('/readyz is 503 from the moment a drain starts, while the port still answers', async (t) => {
+  const ingest = await startIngest(t, {
     // The drain below waits on a lock: nothing may give up on the batch meanwhile.
     INGEST_ATTEMPT_TIMEOUT_MS: '60000',
     INGEST_DURABLE_DEADLINE_MS: '60000',
     OUTBOX_MIN_AGE_MS: '120000',
   });
-  cleanups.push(() => harness.close());
-  const { service, pool, url } = harness;
+  const { service, pool } = ingest;
   assert.equal((await readiness(service.port)).code, 200);
 
   // Inserts wait on this lock, so the drain cannot finish until it is released.
   const unlock = await lockPurchases(pool);
-  cleanups.push(unlock);
+  t.after(unlock);
 
-  const client = await connectClient(url);
+  const client = await ingest.connect();
   client.send({ id: uniqueName('drain'), user_id: 'drain-user', amount: '1.00' });
   await eventually('the purchase in the pipeline', () => service.unacked === 1);
   const stopped = service.stop();

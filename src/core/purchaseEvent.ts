@@ -71,3 +71,46 @@ export const decodePurchaseEvent = (value: Buffer | string, fallbackId = ''): Pu
   if (amountCents > MAX_AMOUNT_CENTS) throw invalid('amount is over the per-purchase limit');
   return { id, userId, amountCents };
 };
+
+// The record value's JSON without its two strings, at the largest amount and a creation
+// time, plus the header's name and Kafka's per-record framing (varint lengths, deltas).
+const FIXED_RECORD_BYTES =
+  Buffer.byteLength(
+    encodePurchaseEvent({
+      id: '',
+      userId: '',
+      amountCents: MAX_AMOUNT_CENTS,
+      createdAt: new Date(),
+    }),
+  ) +
+  Buffer.byteLength(PURCHASE_ID_HEADER) +
+  48;
+
+/**
+ * An upper bound of a purchase's record on the wire, in UTF-8 bytes: the user id as key
+ * and the id as header, both again in the JSON value, where escaping at most doubles
+ * them, and the fixed rest. Counting UTF-16 units instead would undercount a user id of
+ * four-byte characters by half, and a send the estimate let through would exceed the
+ * broker's limit.
+ */
+export const estimatedRecordBytes = (purchase: Purchase): number =>
+  3 * (Buffer.byteLength(purchase.id) + Buffer.byteLength(purchase.userId)) + FIXED_RECORD_BYTES;
+
+/** Cuts `purchases`, in order, into runs of at most `maxBytes` (at least one purchase each). */
+export const chunksOf = <P extends Purchase>(purchases: readonly P[], maxBytes: number): P[][] => {
+  const chunks: P[][] = [];
+  let chunk: P[] = [];
+  let bytes = 0;
+  for (const purchase of purchases) {
+    const size = estimatedRecordBytes(purchase);
+    if (chunk.length > 0 && bytes + size > maxBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(purchase);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+};

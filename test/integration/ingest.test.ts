@@ -229,3 +229,26 @@ test('INGEST_STATUS_PAGE=off: no status page or balance lookup on the port, the 
   client.send(purchase);
   assert.deepEqual(await client.next(), { status: 'ack', id: purchase.id, duplicate: false });
 });
+
+test('a frame of valid purchases whose one Kafka send would be over the limit is acked', async (t) => {
+  // Defaults: frames of 1 MiB, 1,000 purchases each. A user id of 128 four-byte characters
+  // makes the frame ~0.6 MB and its records ~1.5 MB, past the broker's 1 MiB.
+  const ingest = await startIngest(t);
+  const client = await ingest.connect();
+  const userId = '\u{1d11e}'.repeat(128);
+  const ids = Array.from({ length: 1_000 }, (_, i) => uniqueName(`wide-${i}`));
+  client.send(ids.map((id) => ({ id, user_id: userId, amount: '1.00' })));
+  const reply = await client.next();
+  assert.equal(reply.status, 'batch');
+  assert.deepEqual(
+    (reply.results as Reply[]).map((result) => result.status),
+    ids.map(() => 'ack'),
+  );
+  const records = await readTopic(createKafka(ingest.config.kafka), ingest.config.kafka.topic);
+  const counts = countById(records);
+  assert.deepEqual(
+    ids.filter((id) => counts.get(id) !== 1),
+    [],
+    'every purchase in the topic once',
+  );
+});

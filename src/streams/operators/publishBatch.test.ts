@@ -4,10 +4,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
 import { firstValueFrom, from, Subject, toArray } from 'rxjs';
 import type { PurchasePublisher, PurchaseStore } from '../../core/ports.ts';
 import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
-import type { Purchase } from '../../core/purchase.ts';
+import { hasControlCharacters, MAX_AMOUNT_CENTS, type Purchase } from '../../core/purchase.ts';
+import {
+  encodePurchaseEvent,
+  estimatedRecordBytes,
+  PURCHASE_ID_HEADER,
+} from '../../core/purchaseEvent.ts';
 import {
   createMemoryPurchasePublisher,
   createMemoryPurchaseStore,
@@ -16,7 +22,7 @@ import {
 import type { BatchState } from '../types.ts';
 import type { StoreCallConfig } from '../callStore.ts';
 import { failBatch } from '../failBatch.ts';
-import { estimatedRecordBytes, publishBatch } from './publishBatch.ts';
+import { publishBatch } from './publishBatch.ts';
 
 // Where a call must succeed: a generous deadline (the Kafka send's only attempt gets
 // all of it), so that a busy machine firing timers late does not fail the case.
@@ -494,4 +500,43 @@ test('a resend racing the clear of its published outbox entry is settled as publ
   } finally {
     subscription.unsubscribe();
   }
+});
+
+// Kafka's per-record framing in a v2 batch: attributes, timestamp and offset deltas, the
+// key, value and header lengths as varints (at most 5 bytes each), the header count.
+const RECORD_FRAMING_BYTES = 1 + 10 + 5 + 5 + 5 + 1 + 5 + 5 + 5;
+
+test('the size estimate is at least the record Kafka gets, in UTF-8, for any ids', () => {
+  const text = (maxLength: number) =>
+    fc
+      .string({ unit: 'grapheme', minLength: 1, maxLength })
+      .filter((value) => value.isWellFormed() && !hasControlCharacters(value));
+  fc.assert(
+    fc.property(
+      text(128),
+      text(200),
+      fc.integer({ min: 1, max: MAX_AMOUNT_CENTS }),
+      (userId, id, amountCents) => {
+        const purchase = { id, userId, amountCents };
+        const value = encodePurchaseEvent({ ...purchase, createdAt: new Date() });
+        const onTheWire =
+          Buffer.byteLength(userId) +
+          Buffer.byteLength(value) +
+          Buffer.byteLength(PURCHASE_ID_HEADER) +
+          Buffer.byteLength(id) +
+          RECORD_FRAMING_BYTES;
+        assert.ok(
+          estimatedRecordBytes(purchase) >= onTheWire,
+          `${estimatedRecordBytes(purchase)} < ${onTheWire} for ${JSON.stringify(purchase)}`,
+        );
+      },
+    ),
+    { numRuns: 2_000 },
+  );
+});
+
+test('a user id of 128 four-byte characters is estimated in bytes, not UTF-16 units', () => {
+  const purchase = { id: 'p-1', userId: '\u{1d11e}'.repeat(128), amountCents: 4999 };
+  // The key and the value's user_id alone are 2 × 512 bytes.
+  assert.ok(estimatedRecordBytes(purchase) >= 2 * 512);
 });

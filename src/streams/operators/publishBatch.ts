@@ -1,6 +1,7 @@
 import { catchError, map, Observable, of, Subscription, type OperatorFunction } from 'rxjs';
 import type { PurchasePublisher, PurchaseStore, StoredPurchase } from '../../core/ports.ts';
 import type { Purchase } from '../../core/purchase.ts';
+import { chunksOf, estimatedRecordBytes } from '../../core/purchaseEvent.ts';
 import type { BatchState } from '../types.ts';
 import { callStore, type StoreCallConfig } from '../callStore.ts';
 import { failBatch } from '../failBatch.ts';
@@ -17,13 +18,6 @@ export interface PublishBatchConfig extends StoreCallConfig {
   readonly maxSendBytes?: number;
 }
 
-/**
- * An upper estimate of a purchase's record on the wire: key (user id), value (JSON with
- * id, user id, amount twice) and the purchase-id header, with record overhead.
- */
-export const estimatedRecordBytes = (purchase: Purchase): number =>
-  2 * (purchase.id.length + purchase.userId.length) + 112;
-
 /** The purchases of a saved batch that this batch inserted, each once, in arrival order. */
 const newlyInserted = <R>(batch: BatchState<R>): Purchase[] => {
   const inserted = batch.saved?.inserted ?? new Set<string>();
@@ -36,25 +30,6 @@ const newlyInserted = <R>(batch: BatchState<R>): Purchase[] => {
     }
   }
   return purchases;
-};
-
-/** Cuts `purchases`, in order, into runs of at most `maxBytes` (at least one purchase each). */
-const chunksOf = (purchases: Purchase[], maxBytes: number): Purchase[][] => {
-  const chunks: Purchase[][] = [];
-  let chunk: Purchase[] = [];
-  let bytes = 0;
-  for (const purchase of purchases) {
-    const size = estimatedRecordBytes(purchase);
-    if (chunk.length > 0 && bytes + size > maxBytes) {
-      chunks.push(chunk);
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(purchase);
-    bytes += size;
-  }
-  if (chunk.length > 0) chunks.push(chunk);
-  return chunks;
 };
 
 /**

@@ -95,6 +95,7 @@ export const startIngestService = async (
       newProducer: () => createIdempotentProducer(kafka),
       topic: config.kafka.topic,
       partitions,
+      maxSendBytes: config.ingest.publishMaxBytes,
     });
   const kafkaPublisher = newPublisher();
   resources.defer(() => kafkaPublisher.close());

@@ -291,3 +291,52 @@ test('an event over the per-purchase limit is not a purchase', () => {
     (error: unknown) => isSpendstreamError(error) && error.code === 'invalid_purchase',
   );
 });
+
+for (const [how, maxSendBytes] of [
+  ['the broker refuses it as too large', Number.POSITIVE_INFINITY],
+  ['its estimated size is over the send limit', undefined],
+] as const) {
+  test(`a send is split, and published whole and once, when ${how}`, async () => {
+    const ownTopic = uniqueName('test_purchases_large');
+    await ensureTopic(admin, { topic: ownTopic, partitions: 1 });
+    let sends = 0;
+    const publisher = createPurchasePublisher({
+      newProducer: () => {
+        const real = createIdempotentProducer(kafka);
+        return {
+          ...real,
+          send: (record) => {
+            sends += 1;
+            return real.send(record);
+          },
+        };
+      },
+      topic: ownTopic,
+      partitions: 1,
+      ...(maxSendBytes === undefined ? {} : { maxSendBytes }),
+    });
+    try {
+      // Valid purchases (a user id of 128 four-byte characters) whose one send is ~1.5 MiB,
+      // past the broker's default message.max.bytes of 1 MiB.
+      const userId = '\u{1d11e}'.repeat(128);
+      const large = Array.from({ length: 1_000 }, (_, i) => ({
+        id: `large-${i}`,
+        userId,
+        amountCents: 100 + i,
+      }));
+      await publisher.publish(large);
+      assert.ok(sends > 1, 'the refused send was split');
+      const records = await readTopic(kafka, ownTopic);
+      assert.deepEqual(
+        records
+          .toSorted((a, b) => Number(BigInt(a.offset) - BigInt(b.offset)))
+          .map((record) => record.value['id']),
+        large.map((purchase) => purchase.id),
+        'every purchase once, in order',
+      );
+    } finally {
+      await publisher.close();
+      await admin.deleteTopics({ topics: [ownTopic] }).catch(() => undefined);
+    }
+  });
+}

@@ -1,6 +1,7 @@
 import type { Message, Producer } from 'kafkajs';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import {
+  chunksOf,
   encodePurchaseEvent,
   PURCHASE_ID_HEADER,
   type PurchaseEvent,
@@ -22,7 +23,25 @@ export interface PurchasePublisherConfig {
   readonly topic: string;
   /** Partition count of the topic, fixed for the publisher's life. */
   readonly partitions: number;
+  /**
+   * Most bytes (by the codec's upper estimate) one producer send carries; a larger call
+   * goes in several sends, in order. Keep it under the broker's `message.max.bytes`
+   * (1 MiB by default). 786,432 unless set.
+   */
+  readonly maxSendBytes?: number;
 }
+
+// What the broker answers a record batch over its size limits with.
+const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/** Whether `error`, or an error it was caused by, is the broker refusing a batch's size. */
+const isTooLarge = (error: unknown): boolean => {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; depth += 1) {
+    if ('type' in cause && TOO_LARGE.has(String(cause.type))) return true;
+    cause = cause.cause;
+  }
+  return false;
+};
 
 /**
  * Publishes purchases to `topic`, keyed by user, one acknowledged (acks=all) send per call.
@@ -42,6 +61,7 @@ export const createPurchasePublisher = ({
   newProducer,
   topic,
   partitions,
+  maxSendBytes = 786_432,
 }: PurchasePublisherConfig): ManagedPurchasePublisher => {
   let current: Promise<Producer> | undefined;
   let inFlight: Promise<void> | undefined;
@@ -78,6 +98,16 @@ export const createPurchasePublisher = ({
       acknowledged = await (await producer).send({ topic, acks: -1, messages });
     } catch (error) {
       await discard(producer);
+      // A partition's record batch is refused whole, so a send to one partition that was
+      // too large appended nothing and may go again in halves. (In a send to several, the
+      // other partitions' records may have been appended: that one fails, and outbox
+      // recovery publishes what the topic lacks.)
+      if (isTooLarge(error) && expected.size === 1 && purchases.length > 1) {
+        const half = Math.ceil(purchases.length / 2);
+        await send(purchases.slice(0, half));
+        await send(purchases.slice(half));
+        return;
+      }
       const translated = translateKafkaError(error);
       // Whatever Kafka answered (a coordinator still loading after a restart, a refusal),
       // the purchases are committed: outbox recovery publishes them, and the client may
@@ -110,7 +140,7 @@ export const createPurchasePublisher = ({
       // Cleared before the caller hears the outcome, so its next send is never refused.
       const sent = (async () => {
         try {
-          await send(purchases);
+          for (const chunk of chunksOf(purchases, maxSendBytes)) await send(chunk);
         } finally {
           inFlight = undefined;
         }

@@ -50,6 +50,8 @@ export interface OutboxBacklog {
   readonly entries: number;
   /** Age of the oldest entry in seconds; 0 when the outbox is empty. */
   readonly oldestAgeSeconds: number;
+  /** Entries recovery could not publish, set aside until their next try. */
+  readonly failing: number;
 }
 
 /** What the ingest gauges read when scraped, instead of being set on the hot path. */
@@ -69,7 +71,7 @@ export interface WalletGaugeSources {
   >;
 }
 
-/** Both outbox gauges from one query per scrape. */
+/** The outbox gauges, from one query per scrape. */
 const outboxMetrics = (registry: Registry, read?: IngestGaugeSources['outbox']) => {
   // Both gauges are collected in the same scrape: they share one read.
   let reading: Promise<OutboxBacklog | undefined> | undefined;
@@ -91,6 +93,17 @@ const outboxMetrics = (registry: Registry, read?: IngestGaugeSources['outbox']) 
       registers: [registry],
       async collect() {
         if (read !== undefined) this.set((await shared())?.entries ?? Number.NaN);
+      },
+    }),
+    outboxFailing: new Gauge({
+      name: 'spendstream_outbox_failing_entries',
+      help:
+        'Outbox entries recovery could not publish, set aside and retried with a backoff; ' +
+        'their last error is in the log and in outbox.last_error ' +
+        '(NaN: PostgreSQL did not answer in time)',
+      registers: [registry],
+      async collect() {
+        if (read !== undefined) this.set((await shared())?.failing ?? Number.NaN);
       },
     }),
     outboxOldestAge: new Gauge({

@@ -11,7 +11,7 @@ import {
   recoverOutbox,
   type OutboxRecoveryDeps,
 } from '../../src/adapters/postgres/outboxRecovery.ts';
-import type { PurchaseStore } from '../../src/core/ports.ts';
+import type { PurchasePublisher, PurchaseStore } from '../../src/core/ports.ts';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import {
   createPurchasePublisher,
@@ -19,7 +19,10 @@ import {
 } from '../../src/adapters/kafka/purchasePublisher.ts';
 import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
 import { encodePurchaseEvent } from '../../src/core/purchaseEvent.ts';
-import { createPurchaseStore } from '../../src/adapters/postgres/purchaseStore.ts';
+import {
+  createPurchaseStore,
+  readOutboxBacklog,
+} from '../../src/adapters/postgres/purchaseStore.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
 import { createTestDatabase, testConfig, uniqueName } from '../helpers.ts';
@@ -130,6 +133,7 @@ test('purchases committed but never published are published once, and only once'
     entries: 2,
     published: 1_500,
     alreadyInTopic: 0,
+    failed: 0,
   });
   assert.equal(await outboxSize(), 0);
   assertEachOnce(await countsInTopic(), purchases);
@@ -137,7 +141,12 @@ test('purchases committed but never published are published once, and only once'
     logLines.some((line) => line.includes('outbox recovered') && line.includes('"published":1500')),
   );
 
-  assert.deepEqual(await recoverOutbox(deps()), { entries: 0, published: 0, alreadyInTopic: 0 });
+  assert.deepEqual(await recoverOutbox(deps()), {
+    entries: 0,
+    published: 0,
+    alreadyInTopic: 0,
+    failed: 0,
+  });
   assertEachOnce(await countsInTopic(), purchases);
 
   // The recovered records carry what PostgreSQL holds, exactly.
@@ -152,7 +161,12 @@ test('a batch published but not marked (crash before markPublished) is not publi
   await publisher.publish(purchases);
   // …and the process died here, before markPublished.
 
-  assert.deepEqual(await recoverOutbox(deps()), { entries: 1, published: 0, alreadyInTopic: 600 });
+  assert.deepEqual(await recoverOutbox(deps()), {
+    entries: 1,
+    published: 0,
+    alreadyInTopic: 600,
+    failed: 0,
+  });
   assert.equal(await outboxSize(), 0);
   assertEachOnce(await countsInTopic(), purchases);
   const { groups } = await admin.listGroups();
@@ -172,6 +186,7 @@ test('a batch half published when the process died gets only its other half', as
     entries: 1,
     published: 250,
     alreadyInTopic: 150,
+    failed: 0,
   });
   assert.equal(await outboxSize(), 0);
   assertEachOnce(await countsInTopic(), purchases);
@@ -186,6 +201,7 @@ test('entries younger than minAgeMs are left to the ingest that wrote them', asy
     entries: 0,
     published: 0,
     alreadyInTopic: 0,
+    failed: 0,
   });
   assert.equal(await outboxSize(), 1);
   const counts = await countsInTopic();
@@ -250,7 +266,7 @@ test('the topic is read from shortly before the oldest entry on, not from its be
     await ownPublisher.publish(purchases.slice(0, 40));
 
     const result = await recoverOutbox(deps({ topic: ownTopic, publisher: ownPublisher }));
-    assert.deepEqual(result, { entries: 1, published: 60, alreadyInTopic: 40 });
+    assert.deepEqual(result, { entries: 1, published: 60, alreadyInTopic: 40, failed: 0 });
     const logged = logLines
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .findLast((entry) => entry['msg'] === 'outbox recovered' && entry['topic'] === ownTopic);
@@ -260,4 +276,54 @@ test('the topic is read from shortly before the oldest entry on, not from its be
     await ownPublisher.close();
     await admin.deleteTopics({ topics: [ownTopic] }).catch(() => undefined);
   }
+});
+
+test('an entry that cannot be published is set aside with a backoff; the others go on', async () => {
+  const poison = purchasesOf('poison', 3).map((purchase) => ({ ...purchase, userId: 'poison' }));
+  const good = purchasesOf('after-poison', 5);
+  await store.save(poison);
+  await store.save(good);
+  // Kafka takes everything but the first entry's purchases, as it would refuse a record.
+  const refusing: PurchasePublisher = {
+    publish: (purchases) =>
+      purchases.some((purchase) => purchase.userId === 'poison')
+        ? Promise.reject(new Error('refused by the broker'))
+        : publisher.publish(purchases),
+  };
+  assert.deepEqual(await recoverOutbox(deps({ publisher: refusing })), {
+    entries: 1,
+    published: 5,
+    alreadyInTopic: 0,
+    failed: 1,
+  });
+  const aside = await pool.one(
+    sql.type(
+      z.object({ attempts: z.number(), waiting: z.boolean(), last_error: z.string() }),
+    )`SELECT attempts, next_attempt_at > now() AS waiting, last_error FROM outbox`,
+  );
+  assert.deepEqual(aside, { attempts: 1, waiting: true, last_error: 'refused by the broker' });
+  const logged = logLines
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((entry) => entry['msg'] === 'outbox entry could not be published; set aside to retry');
+  assert.equal(logged.length, 1);
+  assert.equal((await readOutboxBacklog(pool)).failing, 1, 'the gauge counts it');
+
+  // While it waits out its backoff, runs leave it alone.
+  assert.deepEqual(await recoverOutbox(deps({ publisher: refusing })), {
+    entries: 0,
+    published: 0,
+    alreadyInTopic: 0,
+    failed: 0,
+  });
+  // Once it is due and Kafka takes it, it goes like any other.
+  await pool.query(sql.unsafe`UPDATE outbox SET next_attempt_at = now()`);
+  assert.deepEqual(await recoverOutbox(deps()), {
+    entries: 1,
+    published: 3,
+    alreadyInTopic: 0,
+    failed: 0,
+  });
+  assert.equal(await outboxSize(), 0);
+  const counts = await countsInTopic();
+  assertEachOnce(counts, [...poison, ...good]);
 });

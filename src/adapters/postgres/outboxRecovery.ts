@@ -34,12 +34,25 @@ export interface OutboxRecoveryResult {
   readonly published: number;
   /** Purchases found in the topic already, so not published again. */
   readonly alreadyInTopic: number;
+  /** Entries that could not be published, set aside to be tried again after a backoff. */
+  readonly failed: number;
 }
 
 const ENTRY_LIMIT = 500;
 const PUBLISH_CHUNK = 1_000;
 // Kafka timestamps come from the producer's clock, outbox times from PostgreSQL's.
 const CLOCK_SLACK_MS = 60_000;
+
+const NOTHING: OutboxRecoveryResult = Object.freeze({
+  entries: 0,
+  published: 0,
+  alreadyInTopic: 0,
+  failed: 0,
+});
+// An entry that failed waits 1, 2, 4 … s before its next try, at most this long.
+const MAX_BACKOFF_SECONDS = 60;
+const GIVE_UP_AFTER_FAILURES = 3;
+const retryRow = z.object({ attempts: z.number(), retry_in_seconds: z.number() });
 
 const entryRow = z.object({ batch_id: z.string(), created_ms: z.number() });
 const purchaseRow = z.object({
@@ -71,10 +84,11 @@ export const recoverOutbox = async (deps: OutboxRecoveryDeps): Promise<OutboxRec
                (extract(epoch FROM created_at) * 1000)::float8 AS created_ms
         FROM outbox
         WHERE created_at <= now() - ${minAgeMs}::float8 * interval '1 millisecond'
+          AND (next_attempt_at IS NULL OR next_attempt_at <= now())
         ORDER BY batch_id
         LIMIT ${ENTRY_LIMIT}
         FOR UPDATE SKIP LOCKED`);
-      if (entries.length === 0) return { entries: 0, published: 0, alreadyInTopic: 0 };
+      if (entries.length === 0) return NOTHING;
       const lockedIds = entries.map((entry) => entry.batch_id);
       const allRows = await tx.any(sql.type(purchaseRow)`
         SELECT o.batch_id::text AS batch_id, p.id, p.user_id, p.amount, p.created_at
@@ -87,7 +101,7 @@ export const recoverOutbox = async (deps: OutboxRecoveryDeps): Promise<OutboxRec
         allRows.filter((row) => deps.isInFlight?.(row.id) === true).map((row) => row.batch_id),
       );
       const batchIds = lockedIds.filter((id) => !busy.has(id));
-      if (batchIds.length === 0) return { entries: 0, published: 0, alreadyInTopic: 0 };
+      if (batchIds.length === 0) return NOTHING;
       const rows = allRows.filter((row) => !busy.has(row.batch_id));
       // In the order they were saved, so each user's purchases keep their order in the topic.
       const purchases = rows.map((row): PurchaseEvent => {
@@ -109,15 +123,54 @@ export const recoverOutbox = async (deps: OutboxRecoveryDeps): Promise<OutboxRec
         Math.floor(oldest) - CLOCK_SLACK_MS,
         new Set(purchases.map((purchase) => purchase.id)),
       );
-      const missing = purchases.filter((purchase) => !found.has(purchase.id));
-      for (const chunk of chunks(missing, PUBLISH_CHUNK)) await publisher.publish(chunk);
+      // Entry by entry, so one that cannot be published holds up none of the others.
+      const missing = new Map<string, PurchaseEvent[]>(batchIds.map((id) => [id, []]));
+      for (const [index, purchase] of purchases.entries()) {
+        if (!found.has(purchase.id)) missing.get(rows[index]?.batch_id ?? '')?.push(purchase);
+      }
+      const done: string[] = [];
+      const failed: { readonly batchId: string; readonly error: unknown }[] = [];
+      let published = 0;
+      let failedInARow = 0;
+      for (const [batchId, own] of missing) {
+        try {
+          for (const chunk of chunks(own, PUBLISH_CHUNK)) await publisher.publish(chunk);
+          done.push(batchId);
+          published += own.length;
+          failedInARow = 0;
+        } catch (error) {
+          failed.push({ batchId, error });
+          failedInARow += 1;
+          // Entries failing one after another say Kafka is down, not that they are bad:
+          // the rest wait for the next run untouched.
+          if (failedInARow >= GIVE_UP_AFTER_FAILURES) break;
+        }
+      }
       await tx.query(
-        sql.unsafe`DELETE FROM outbox WHERE batch_id = ANY(${sql.array(batchIds, 'int8')})`,
+        sql.unsafe`DELETE FROM outbox WHERE batch_id = ANY(${sql.array(done, 'int8')})`,
       );
+      for (const { batchId, error } of failed) {
+        const reason = error instanceof Error ? error.message : String(error);
+        const retry = await tx.one(sql.type(retryRow)`
+          UPDATE outbox
+          SET attempts = attempts + 1,
+              next_attempt_at = now() + least(2 ^ attempts, ${MAX_BACKOFF_SECONDS}) * interval '1 second',
+              last_error = ${reason.slice(0, 1_000)}
+          WHERE batch_id = ${batchId}::int8
+          RETURNING attempts, extract(epoch FROM next_attempt_at - now())::float8 AS retry_in_seconds`);
+        logger?.warn('outbox entry could not be published; set aside to retry', {
+          topic,
+          batchId,
+          attempts: retry.attempts,
+          retryInSeconds: Math.round(retry.retry_in_seconds),
+          error,
+        });
+      }
       const result = {
-        entries: entries.length,
-        published: missing.length,
+        entries: done.length,
+        published,
         alreadyInTopic: found.size,
+        failed: failed.length,
       };
       logger?.info('outbox recovered', { ...result, topic, scannedRecords: scanned });
       return result;

@@ -140,7 +140,11 @@ export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
   },
 });
 
-const backlogRow = z.object({ entries: z.number(), oldest_age_seconds: z.number() });
+const backlogRow = z.object({
+  entries: z.number(),
+  oldest_age_seconds: z.number(),
+  failing: z.number(),
+});
 
 /**
  * The outbox's size and the age of its oldest entry (PostgreSQL's clock). The outbox holds
@@ -148,13 +152,18 @@ const backlogRow = z.object({ entries: z.number(), oldest_age_seconds: z.number(
  */
 export const readOutboxBacklog = async (
   pool: DatabasePool,
-): Promise<{ entries: number; oldestAgeSeconds: number }> => {
+): Promise<{ entries: number; oldestAgeSeconds: number; failing: number }> => {
   try {
     const row = await pool.one(sql.type(backlogRow)`
       SELECT count(*)::int AS entries,
-             coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
+             coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds,
+             count(*) FILTER (WHERE attempts > 0)::int AS failing
       FROM outbox`);
-    return { entries: row.entries, oldestAgeSeconds: Math.max(0, row.oldest_age_seconds) };
+    return {
+      entries: row.entries,
+      oldestAgeSeconds: Math.max(0, row.oldest_age_seconds),
+      failing: row.failing,
+    };
   } catch (error) {
     throw translatePostgresError(error);
   }

@@ -23,6 +23,17 @@ const openHandles = () => {
   return { sockets: counts.get('TCPSocketWrap') ?? 0, servers: counts.get('TCPServerWrap') ?? 0 };
 };
 
+/** Waits until the process holds no more sockets or servers than it did `before`. */
+const allClosedSince = (before: ReturnType<typeof openHandles>) =>
+  eventually(
+    () => `handles left open: ${JSON.stringify(openHandles())}, before ${JSON.stringify(before)}`,
+    () => {
+      const now = openHandles();
+      return now.sockets <= before.sockets && now.servers <= before.servers;
+    },
+    { timeoutMs: 10_000 },
+  );
+
 /** A port something else already listens on. */
 const takenPort = async (t: { after(fn: () => unknown): void }) => {
   const server = createServer().listen(0, '127.0.0.1');
@@ -46,14 +57,7 @@ test('an ingest whose WebSocket port is taken closes its pool, producers and adm
   const before = openHandles();
 
   await assert.rejects(startIngestService(config, quiet), /EADDRINUSE/);
-  await eventually(
-    () => `handles left open: ${JSON.stringify(openHandles())}, before ${JSON.stringify(before)}`,
-    () => {
-      const now = openHandles();
-      return now.sockets <= before.sockets && now.servers <= before.servers;
-    },
-    { timeoutMs: 10_000 },
-  );
+  await allClosedSince(before);
 });
 
 test('a wallet whose HTTP port is taken leaves its group and closes Redis and Kafka', async (t) => {
@@ -73,12 +77,5 @@ test('a wallet whose HTTP port is taken leaves its group and closes Redis and Ka
   const before = openHandles();
 
   await assert.rejects(startWalletService(config, quiet), /EADDRINUSE/);
-  await eventually(
-    () => `handles left open: ${JSON.stringify(openHandles())}, before ${JSON.stringify(before)}`,
-    () => {
-      const now = openHandles();
-      return now.sockets <= before.sockets && now.servers <= before.servers;
-    },
-    { timeoutMs: 10_000 },
-  );
+  await allClosedSince(before);
 });

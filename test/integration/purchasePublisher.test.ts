@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { Admin } from 'kafkajs';
+import type { Admin, Producer } from 'kafkajs';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import { createPurchasePublisher } from '../../src/adapters/kafka/purchasePublisher.ts';
@@ -58,6 +58,22 @@ const consume = async (count: number): Promise<Received[]> => {
   return received;
 };
 
+/** Idempotent producers whose sends are counted, all of them in `counter.sends`. */
+const countingProducers = () => {
+  const counter = { sends: 0 };
+  const newProducer = (): Producer => {
+    const real = createIdempotentProducer(kafka);
+    return {
+      ...real,
+      send: (record) => {
+        counter.sends += 1;
+        return real.send(record);
+      },
+    };
+  };
+  return { counter, newProducer };
+};
+
 const purchases: Purchase[] = [
   { id: 'pub-1', userId: '123', amountCents: 4_999 },
   { id: 'pub-2', userId: '123', amountCents: 10 },
@@ -65,24 +81,15 @@ const purchases: Purchase[] = [
 ];
 
 test('published purchases arrive keyed by user, readable by the proof of concept and exactly', async () => {
-  let sends = 0;
+  const { counter, newProducer } = countingProducers();
   const countingPublisher = createPurchasePublisher({
-    newProducer: () => {
-      const real = createIdempotentProducer(kafka);
-      return {
-        ...real,
-        send: (record) => {
-          sends += 1;
-          return real.send(record);
-        },
-      };
-    },
+    newProducer,
     topic,
     partitions: 3,
   });
   await countingPublisher.publish(purchases);
   await countingPublisher.close();
-  assert.equal(sends, 1, 'one acknowledged send per batch');
+  assert.equal(counter.sends, 1, 'one acknowledged send per batch');
   const received = await consume(purchases.length);
   const byId = new Map(received.map((record) => [record.purchaseIdHeader, record]));
   assert.equal(byId.size, purchases.length);
@@ -299,18 +306,9 @@ for (const [how, maxSendBytes] of [
   test(`a send is split, and published whole and once, when ${how}`, async () => {
     const ownTopic = uniqueName('test_purchases_large');
     await ensureTopic(admin, { topic: ownTopic, partitions: 1 });
-    let sends = 0;
+    const { counter, newProducer } = countingProducers();
     const publisher = createPurchasePublisher({
-      newProducer: () => {
-        const real = createIdempotentProducer(kafka);
-        return {
-          ...real,
-          send: (record) => {
-            sends += 1;
-            return real.send(record);
-          },
-        };
-      },
+      newProducer,
       topic: ownTopic,
       partitions: 1,
       ...(maxSendBytes === undefined ? {} : { maxSendBytes }),
@@ -325,7 +323,7 @@ for (const [how, maxSendBytes] of [
         amountCents: 100 + i,
       }));
       await publisher.publish(large);
-      assert.ok(sends > 1, 'the refused send was split');
+      assert.ok(counter.sends > 1, 'the refused send was split');
       const records = await readTopic(kafka, ownTopic);
       assert.deepEqual(
         records

@@ -22,7 +22,8 @@ export interface IngestHandoff {
   readonly submit: (submission: Submission<ReplyRef>) => void;
   /**
    * Takes no more submissions and flushes the pipeline; resolves true once every purchase
-   * submitted has been answered, false if that took longer than `timeoutMs`.
+   * submitted has been answered; false if that took longer than `timeoutMs`, or the
+   * pipeline failed (then at once: nothing more will be answered).
    */
   drain(timeoutMs: number): Promise<boolean>;
   /** Settles if the pipeline failed, which only a bug can do (stages answer failures). */
@@ -38,7 +39,8 @@ export const startIngestHandoff = (
 ): IngestHandoff => {
   const submissions = new Subject<Submission<ReplyRef>>();
   const { failure, report } = failureSignal();
-  const finished = new Promise<void>((resolve) => {
+  // True once the pipeline completed (everything answered), false if it failed.
+  const finished = new Promise<boolean>((resolve) => {
     pipeline(submissions).subscribe({
       next: (outcomes) => {
         for (const { ref, result } of outcomes) {
@@ -49,9 +51,9 @@ export const startIngestHandoff = (
       },
       error: (error: unknown) => {
         report(error instanceof Error ? error : new Error(String(error)));
-        resolve();
+        resolve(false);
       },
-      complete: () => resolve(),
+      complete: () => resolve(true),
     });
   });
   return {
@@ -66,7 +68,7 @@ export const startIngestHandoff = (
         timer = setTimeout(() => resolve(false), timeoutMs);
       });
       try {
-        return await Promise.race([finished.then(() => true), timedOut]);
+        return await Promise.race([finished, timedOut]);
       } finally {
         clearTimeout(timer);
       }

@@ -222,7 +222,9 @@ export const startIngestService = async (
   void handoff.failure.then((error) => {
     // Stages turn failures into replies; reaching here is a bug worth a restart.
     logger.error('ingest pipeline failed; stopping', { error });
-    void stop().finally(() => stopped.report(error));
+    void stop()
+      .catch((closeError: unknown) => logger.error('unclean stop', { error: closeError }))
+      .finally(() => stopped.report(error));
   });
   return {
     port: server.port,

@@ -45,17 +45,6 @@ test('a drain that fails still closes everything, and the stop reports the failu
   assert.deepEqual(log, ['close server', 'close producer', 'close pool']);
 });
 
-test('a start that throws part-way closes what it had opened, newest first', async () => {
-  const log: string[] = [];
-  const start = async () => {
-    await using resources = openThree(log);
-    resources.defer(() => void log.push('close admin'));
-    throw new Error('port taken');
-  };
-  await assert.rejects(start(), /port taken/);
-  assert.deepEqual(log, ['close admin', 'close server', 'close producer', 'close pool']);
-});
-
 test('a failure signal settles with the error reported', async () => {
   const { failure, report } = failureSignal();
   const error = new Error('pipeline failed');

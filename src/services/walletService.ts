@@ -129,6 +129,20 @@ export const startWalletService = async (
     logger,
   );
   resources.defer(() => http.close());
+  // Every port is bound before the consumer joins its group: a start failing after the
+  // join began would leave a member the broker keeps (kafkajs rejoins after a disconnect
+  // cut into a join).
+  const isServing = () => !state.failed && membership.assigned && redis.status === 'ready';
+  const grpc = await startGrpcServer(
+    { host: config.grpc.host, port: config.grpc.port },
+    {
+      reader: createBalanceReader(readerRedis),
+      isServing,
+      logger,
+      metrics,
+    },
+  );
+  resources.defer(() => grpc.close());
   await consumer.connect();
   resources.defer(() => consumer.disconnect());
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
@@ -137,10 +151,13 @@ export const startWalletService = async (
   resources.defer(() => deadLetterProducer.disconnect());
 
   const stopped = failureSignal();
-  // The service stopping itself: a drain and the closes once the start is complete (see
-  // the end); before that, a failing start closes what it opened by itself.
-  let stop = (): Promise<void> => Promise.resolve();
-  const requestStop = () => stop();
+  // The service stopping itself waits for the start to complete (see the end), so that it
+  // drains and closes everything; a start that fails instead closes what it opened itself.
+  const started = Promise.withResolvers<() => Promise<void>>();
+  const requestStop = () =>
+    started.promise
+      .then((stop) => stop())
+      .catch((error: unknown) => logger.error('unclean stop', { error }));
   // Batches handed to the pipeline and not yet applied and committed: a stop waits for
   // them while the group still holds its partitions, so their commits are accepted.
   let batchesInHand = 0;
@@ -201,13 +218,6 @@ export const startWalletService = async (
   });
   resources.defer(() => subscription.unsubscribe());
 
-  const isServing = () => !state.failed && membership.assigned && redis.status === 'ready';
-  const grpc = await startGrpcServer(
-    { host: config.grpc.host, port: config.grpc.port },
-    { reader: createBalanceReader(readerRedis), isServing, logger, metrics },
-  );
-  resources.defer(() => grpc.close());
-
   healthChanged = () => grpc.setServing(!state.stopRequested && isServing() && !state.lostTotals);
   healthChanged();
   const health = setInterval(() => {
@@ -259,7 +269,8 @@ export const startWalletService = async (
     ]);
   };
   // A second signal (Ctrl-C reaches every process of the group) joins the first stop.
-  stop = drainThenDispose(drain, resources.move());
+  const stop = drainThenDispose(drain, resources.move());
+  started.resolve(stop);
   return {
     grpcPort: grpc.port,
     httpPort: http.port,

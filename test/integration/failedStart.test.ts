@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startIngestService } from '../../src/services/ingestService.ts';
@@ -23,16 +24,21 @@ const openHandles = () => {
   return { sockets: counts.get('TCPSocketWrap') ?? 0, servers: counts.get('TCPServerWrap') ?? 0 };
 };
 
-/** Waits until the process holds no more sockets or servers than it did `before`. */
-const allClosedSince = (before: ReturnType<typeof openHandles>) =>
-  eventually(
-    () => `handles left open: ${JSON.stringify(openHandles())}, before ${JSON.stringify(before)}`,
-    () => {
-      const now = openHandles();
-      return now.sockets <= before.sockets && now.servers <= before.servers;
-    },
-    { timeoutMs: 10_000 },
-  );
+/**
+ * Waits until the process holds no more sockets or servers than it did `before`, and
+ * checks they stay closed: a client left running would reconnect a moment later.
+ */
+const allClosedSince = async (before: ReturnType<typeof openHandles>) => {
+  const closed = () => {
+    const now = openHandles();
+    return now.sockets <= before.sockets && now.servers <= before.servers;
+  };
+  const left = () =>
+    `handles left open: ${JSON.stringify(openHandles())}, before ${JSON.stringify(before)}`;
+  await eventually(left, closed, { timeoutMs: 10_000 });
+  await sleep(3_000);
+  assert.ok(closed(), left());
+};
 
 /** A port something else already listens on. */
 const takenPort = async (t: { after(fn: () => unknown): void }) => {
@@ -60,7 +66,7 @@ test('an ingest whose WebSocket port is taken closes its pool, producers and adm
   await allClosedSince(before);
 });
 
-test('a wallet whose HTTP port is taken leaves its group and closes Redis and Kafka', async (t) => {
+test('a wallet whose gRPC port is taken closes its Redis clients, Kafka admin and HTTP port', async (t) => {
   const port = await takenPort(t);
   const topic = uniqueName('test_failed_start');
   const config = configWith({
@@ -69,13 +75,15 @@ test('a wallet whose HTTP port is taken leaves its group and closes Redis and Ka
     KAFKA_DEAD_LETTER_TOPIC: `${topic}_dead`,
     WALLET_GROUP_ID: uniqueName('test_failed_start_group'),
     REDIS_KEY_PREFIX: `${uniqueName('test')}:`,
-    GRPC_PORT: '0',
-    WALLET_HTTP_HOST: '127.0.0.1',
-    WALLET_HTTP_PORT: String(port),
+    // The last port bound, after Redis, Kafka and the HTTP port are open.
+    GRPC_HOST: '127.0.0.1',
+    GRPC_PORT: String(port),
+    WALLET_HTTP_PORT: '0',
   });
-  t.after(() => deleteTopics(createKafka(config.kafka), [topic, `${topic}_dead`]));
+  const kafka = createKafka(config.kafka);
+  t.after(() => deleteTopics(kafka, [topic, `${topic}_dead`]));
   const before = openHandles();
 
-  await assert.rejects(startWalletService(config, quiet), /EADDRINUSE/);
+  await assert.rejects(startWalletService(config, quiet), /address|EADDRINUSE|bind/i);
   await allClosedSince(before);
 });

@@ -39,6 +39,11 @@ export interface GrpcServerDeps {
   readonly reader: BalanceReader;
   /** Whether the service is healthy now: the health status until `setServing` changes it. */
   readonly isServing: () => boolean;
+  /**
+   * Whether the store holds every total (false while a rebuild replays the topic): until
+   * then GetBalance answers UNAVAILABLE rather than a partial total. True unless given.
+   */
+  readonly totalsComplete?: () => boolean;
   readonly logger: Logger;
   /** Counts every call by method and status, with its duration. */
   readonly metrics?: GrpcCallMetrics;
@@ -202,6 +207,7 @@ const withValidMapEntries = async (definition: PackageDefinition): Promise<Packa
 };
 
 const UNAVAILABLE_DETAILS = 'balances are temporarily unavailable; retry later';
+const REBUILDING_DETAILS = 'balances are being rebuilt and are incomplete; retry later';
 
 /**
  * Serves `trade_engine_wallet.WalletService` (proto/wallet.proto) on `host:port`, with
@@ -234,6 +240,10 @@ export const startGrpcServer = async (
     const invalid = invalidUserId(userId, maxUserIdLength);
     if (invalid !== undefined) {
       callback({ code: status.INVALID_ARGUMENT, details: invalid });
+      return;
+    }
+    if (deps.totalsComplete?.() === false) {
+      callback({ code: status.UNAVAILABLE, details: REBUILDING_DETAILS });
       return;
     }
     void raceRead(call, () => deps.reader.totalCents(userId), readTimeoutMs).then((outcome) => {

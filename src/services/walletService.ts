@@ -6,7 +6,8 @@ import { createIdempotentProducer } from '../adapters/kafka/producer.ts';
 import { decodePurchaseEvent } from '../core/purchaseEvent.ts';
 import { createRedis, pingRedis } from '../adapters/redis/client.ts';
 import { consumeBatches, createWalletConsumer } from '../adapters/kafka/consumerStream.ts';
-import { fetchConsumerLag } from '../adapters/kafka/groupAdmin.ts';
+import { fetchConsumerLag, hasCommittedUpTo } from '../adapters/kafka/groupAdmin.ts';
+import { clearRebuild, readRebuild } from '../adapters/redis/rebuildMarker.ts';
 import { watchMembership } from '../adapters/kafka/groupMembership.ts';
 import { createDeadLetterPublisher } from '../adapters/kafka/deadLetters.ts';
 import { createOffsetCommitter } from '../adapters/kafka/offsetCommitter.ts';
@@ -66,7 +67,7 @@ export const startWalletService = async (
   const { groupId, deadLetterTopic } = config.wallet;
   const stats = { applied: 0, skipped: 0, poison: 0 };
   /** Why the service is not (or no longer) serving, besides its stores. */
-  const state = { stopRequested: false, failed: false, lostTotals: false };
+  const state = { stopRequested: false, failed: false, lostTotals: false, rebuilding: false };
   await using resources = new AsyncDisposableStack();
   // Disposed last: the line says everything below was closed.
   resources.defer(() => logger.info('wallet service stopped', { ...stats }));
@@ -89,6 +90,8 @@ export const startWalletService = async (
   readerRedis.on('error', (error) => logger.debug('redis error', { error }));
   const store = createWalletStore(redis);
   await prepareTotals({ store, admin, redis, topic, groupId, logger });
+  // This instance's rebuild or another's: the totals are incomplete until it is done.
+  state.rebuilding = (await readRebuild(redis, topic)) !== undefined;
 
   // The lag is asked of Kafka at scrape time (high watermarks and the group's committed
   // offsets) rather than taken from the batches' highWatermark: a consumer that is stuck
@@ -124,6 +127,7 @@ export const startWalletService = async (
           return async () => redis.status === 'ready' && (await ping());
         })(),
         consumer: () => membership.assigned,
+        totals: () => !state.rebuilding,
       }),
     },
     logger,
@@ -132,12 +136,14 @@ export const startWalletService = async (
   // Every port is bound before the consumer joins its group: a start failing after the
   // join began would leave a member the broker keeps (kafkajs rejoins after a disconnect
   // cut into a join).
-  const isServing = () => !state.failed && membership.assigned && redis.status === 'ready';
+  const isServing = () =>
+    !state.failed && !state.rebuilding && membership.assigned && redis.status === 'ready';
   const grpc = await startGrpcServer(
     { host: config.grpc.host, port: config.grpc.port },
     {
       reader: createBalanceReader(readerRedis),
       isServing,
+      totalsComplete: () => !state.rebuilding,
       logger,
       metrics,
     },
@@ -218,10 +224,31 @@ export const startWalletService = async (
   });
   resources.defer(() => subscription.unsubscribe());
 
+  // A rebuild is complete once the group has committed what the topic held when it began.
+  let following = false;
+  const followRebuild = async () => {
+    if (following) return;
+    following = true;
+    try {
+      const targets = await readRebuild(redis, topic);
+      if (targets !== undefined && !(await hasCommittedUpTo(admin, groupId, topic, targets))) {
+        return;
+      }
+      if (targets !== undefined) await clearRebuild(redis, topic);
+      state.rebuilding = false;
+      logger.info('totals rebuilt: serving them again', { topic });
+      healthChanged();
+    } catch (error) {
+      logger.debug('could not check the rebuild; trying again', { error });
+    } finally {
+      following = false;
+    }
+  };
   healthChanged = () => grpc.setServing(!state.stopRequested && isServing() && !state.lostTotals);
   healthChanged();
   const health = setInterval(() => {
     healthChanged();
+    if (state.rebuilding) void followRebuild();
     // Redis restarted empty under us: the totals are gone and going on would serve and
     // build on partial ones. Stop; the next start finds no totals and replays the topic.
     store.isInitialised(topic).then(

@@ -1,6 +1,7 @@
 import type { Admin } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import { rewindGroup } from '../adapters/kafka/groupAdmin.ts';
+import { fetchTopicEnds, rewindGroup } from '../adapters/kafka/groupAdmin.ts';
+import { markRebuild } from '../adapters/redis/rebuildMarker.ts';
 import { deleteAllTotals } from '../adapters/redis/totalsScan.ts';
 import { SpendstreamError } from '../core/errors.ts';
 import type { WalletStore } from '../core/ports.ts';
@@ -19,7 +20,8 @@ export interface PrepareTotalsDeps {
 /**
  * Makes Redis ready to hold the totals of `topic`. When it holds none (first start, or it
  * lost its data), the group is rewound so the topic is replayed from the start; that needs
- * the group to have no live member, and the start is refused otherwise.
+ * the group to have no live member, and the start is refused otherwise. The totals are
+ * then marked incomplete until the group has committed the offsets the topic had reached.
  */
 export const prepareTotals = async ({
   store,
@@ -41,9 +43,14 @@ export const prepareTotals = async ({
   // Hashes written since Redis lost its data (by a wallet that ran on meanwhile) hold
   // offsets that would make the replay skip everything before them: start from nothing.
   const deleted = await deleteAllTotals(redis);
+  // Before the totals count as held: a crash in between rebuilds again.
+  const ends = await fetchTopicEnds(admin, topic);
+  // An empty topic has nothing to replay: its totals (none) are complete at once.
+  if (ends.size > 0) await markRebuild(redis, topic, ends);
   logger.info('Redis holds no totals for the topic: replaying it from the start', {
     topic,
     partialTotalsDeleted: deleted,
+    replayUpTo: Object.fromEntries([...ends].map(([p, o]) => [p, String(o)])),
   });
   await store.markInitialised(topic);
 };

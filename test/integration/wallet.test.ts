@@ -124,10 +124,57 @@ test('everything redelivered (the group rewound to the start) is counted once', 
   await assertTotals();
 });
 
+/** Waits until the wallet serves totals again (a rebuild is complete). */
+const serving = () =>
+  eventually('GetBalance answering again after the rebuild', async () => {
+    try {
+      await wallet.client.getBalance('any-user');
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
 test('Redis losing its data: the wallet replays the topic and rebuilds every total', async () => {
   await wallet.restart(() => clearKeyPrefix(wallet.redis, wallet.config.redis.keyPrefix));
   await seen(published);
   assert.equal(wallet.service.stats.applied, published - 2);
+  await serving();
+  await assertTotals();
+});
+
+test('while the totals are rebuilt, GetBalance answers UNAVAILABLE, never a partial total', async () => {
+  const userId = uniqueName('rebuilt-user');
+  const history = Array.from({ length: 20_000 }, (_, i) => ({
+    id: `${userId}-${i}`,
+    userId,
+    amountCents: 1 + (i % 100),
+  }));
+  for (let i = 0; i < history.length; i += 1_000) await publish(history.slice(i, i + 1_000));
+  await seen(published);
+  const total = Number(centsToDecimal(expected.get(userId) ?? 0));
+  assert.deepEqual(await wallet.client.getBalance(userId), { balances: { total } });
+
+  await wallet.restart(() => clearKeyPrefix(wallet.redis, wallet.config.redis.keyPrefix));
+  const partial: number[] = [];
+  let unavailable = 0;
+  await eventually(
+    'the rebuilt total',
+    async () => {
+      try {
+        const reply = await wallet.client.getBalance(userId);
+        if (reply.balances['total'] === total) return true;
+        partial.push(reply.balances['total'] ?? Number.NaN);
+      } catch (error) {
+        assert.match(String(error), /UNAVAILABLE|being rebuilt/);
+        unavailable += 1;
+      }
+      return false;
+    },
+    { timeoutMs: 60_000, intervalMs: 5 },
+  );
+  assert.deepEqual(partial, [], 'no partial total was answered');
+  assert.ok(unavailable > 0, 'the rebuild was seen, answered UNAVAILABLE');
   await assertTotals();
 });
 

@@ -62,3 +62,40 @@ export const fetchConsumerLag = async (
     throw translateKafkaError(error);
   }
 };
+
+/**
+ * Whether `groupId` has committed, in every partition of `targets`, at least the offset
+ * given: everything before it is applied.
+ */
+export const hasCommittedUpTo = async (
+  admin: Admin,
+  groupId: string,
+  topic: string,
+  targets: ReadonlyMap<number, bigint>,
+): Promise<boolean> => {
+  try {
+    const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const offsets = new Map(
+      (committed.find((entry) => entry.topic === topic)?.partitions ?? []).map(
+        ({ partition, offset }) => [partition, BigInt(offset)],
+      ),
+    );
+    return [...targets].every(([partition, target]) => (offsets.get(partition) ?? -1n) >= target);
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};
+
+/** The high watermark of every partition of `topic` that holds records. */
+export const fetchTopicEnds = async (admin: Admin, topic: string): Promise<Map<number, bigint>> => {
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return new Map(
+      offsets
+        .filter(({ high, low }) => BigInt(high) > BigInt(low))
+        .map(({ partition, high }) => [partition, BigInt(high)]),
+    );
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};

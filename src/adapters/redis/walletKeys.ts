@@ -17,3 +17,9 @@ export const walletMetaKey = (topic: string): string => `wallet:meta:{${topic}}`
 
 /** Field of a user's hash holding the last offset applied to them from one partition. */
 export const offsetField = (topic: string, partition: number): string => `o:${topic}:${partition}`;
+
+/**
+ * Field of a topic's meta hash present while a rebuild replays the topic: the offsets per
+ * partition the group must have committed before the totals are complete again.
+ */
+export const REBUILD_FIELD = 'rebuild';

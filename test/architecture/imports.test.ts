@@ -104,8 +104,11 @@ test('the cycle finder finds a cycle (so the test above can fail)', () => {
 
 const layer = (file: string): string | undefined =>
   /^src\/(core|streams|adapters)\//.exec(file)?.[1];
+/** The technology folder of an adapter module: `src/adapters/<folder>/…`. */
+const adapterFolder = (file: string): string | undefined =>
+  /^src\/adapters\/([^/]+)\//.exec(file)?.[1];
 
-test('streams and adapters import each other nowhere; core imports neither', async () => {
+test('streams and adapters import each other nowhere, nor one adapter folder another', async () => {
   const crossings: string[] = [];
   for (const [file, targets] of await readGraph()) {
     const from = layer(file);
@@ -115,9 +118,22 @@ test('streams and adapters import each other nowhere; core imports neither', asy
       const forbidden =
         (from === 'core' && to !== 'core' && target.startsWith('src/')) ||
         (from === 'streams' && to === 'adapters') ||
-        (from === 'adapters' && to === 'streams');
+        (from === 'adapters' && to === 'streams') ||
+        (from === 'adapters' && to === 'adapters' && adapterFolder(file) !== adapterFolder(target));
       if (forbidden) crossings.push(`${file} → ${target}`);
     }
   }
   assert.deepEqual(crossings, []);
+});
+
+test('every adapter lives in the folder of its technology', async () => {
+  const misplaced: string[] = [];
+  for (const file of (await readGraph()).keys()) {
+    if (!file.startsWith('src/adapters/')) continue;
+    const folder = adapterFolder(file);
+    if (folder === undefined || !['postgres', 'kafka', 'redis', 'grpc'].includes(folder)) {
+      misplaced.push(file);
+    }
+  }
+  assert.deepEqual(misplaced, []);
 });

@@ -327,3 +327,23 @@ test('an entry that cannot be published is set aside with a backoff; the others 
   const counts = await countsInTopic();
   assertEachOnce(counts, [...poison, ...good]);
 });
+
+test('entries failing one after another stop the run: Kafka is down, not the entries', async () => {
+  for (let i = 0; i < 5; i += 1) await store.save(purchasesOf(`down-${i}`, 2));
+  const down: PurchasePublisher = {
+    publish: () => Promise.reject(new Error('Kafka is down')),
+  };
+  assert.deepEqual(await recoverOutbox(deps({ publisher: down })), {
+    entries: 0,
+    published: 0,
+    alreadyInTopic: 0,
+    failed: 3,
+  });
+  const attempts = await pool.anyFirst(
+    sql.type(z.object({ attempts: z.number() }))`SELECT attempts FROM outbox ORDER BY batch_id`,
+  );
+  assert.deepEqual(attempts, [1, 1, 1, 0, 0], 'the entries after the third are untouched');
+  await pool.query(sql.unsafe`UPDATE outbox SET next_attempt_at = now()`);
+  assert.equal((await recoverOutbox(deps())).entries, 5);
+  assert.equal(await outboxSize(), 0);
+});

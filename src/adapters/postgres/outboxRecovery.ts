@@ -52,6 +52,7 @@ const NOTHING: OutboxRecoveryResult = Object.freeze({
 // An entry that failed waits 1, 2, 4 … s before its next try, at most this long.
 const MAX_BACKOFF_SECONDS = 60;
 const GIVE_UP_AFTER_FAILURES = 3;
+const PUBLISH_BUDGET_MS = 20_000;
 const retryRow = z.object({ attempts: z.number(), retry_in_seconds: z.number() });
 
 const entryRow = z.object({ batch_id: z.string(), created_ms: z.number() });
@@ -132,7 +133,11 @@ export const recoverOutbox = async (deps: OutboxRecoveryDeps): Promise<OutboxRec
       const failed: { readonly batchId: string; readonly error: unknown }[] = [];
       let published = 0;
       let failedInARow = 0;
+      // The entries stay locked in this open transaction, which slonik ends after 60 s
+      // idle: entries not reached in time wait, untouched, for the next run.
+      const until = Date.now() + PUBLISH_BUDGET_MS;
       for (const [batchId, own] of missing) {
+        if (Date.now() > until) break;
         try {
           for (const chunk of chunks(own, PUBLISH_CHUNK)) await publisher.publish(chunk);
           done.push(batchId);

@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Outgoing, Reply } from './purchaseInput.ts';
 import { ConnectionLostError, sendPurchases, type SendOptions } from './purchaseSender.ts';
+import { eventually } from '../../test/harness/eventually.ts';
 
 /**
  * A server whose every connection runs `script`; it records the frames each one got. A
@@ -73,11 +74,6 @@ const collect = async (iterable: AsyncIterable<Reply>) => {
   }
 };
 
-/** Resolves once `condition` holds, checked every few milliseconds. */
-const eventually = async (condition: () => boolean) => {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-};
-
 const ids = (count: number, prefix = 'p') =>
   Array.from({ length: count }, (_, i) => `${prefix}${i}`);
 
@@ -140,7 +136,9 @@ test(
     const first = replies.next();
     // The window is full once the server holds its five frames. An intake ignoring it
     // would read on, an item per turn of the event loop: give it many turns to do so.
-    await eventually(() => (frames[0]?.length ?? 0) >= 5);
+    await eventually('five purchases in the first frame', () => (frames[0]?.length ?? 0) >= 5, {
+      intervalMs: 5,
+    });
     for (let turn = 0; turn < 50; turn += 1) {
       await new Promise((resolve) => setImmediate(resolve));
     }

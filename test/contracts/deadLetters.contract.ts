@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { DeadLetterPublisher } from '../../src/core/ports.ts';
 import type { PoisonRecord } from '../../src/core/records.ts';
-import { contractSuite, type ContractOptions } from './contractSuite.ts';
+import { contractSuite } from './contractSuite.ts';
 
 /** One implementation under test, with an empty dead-letter log when opened. */
 export interface DeadLetterPublisherUnderTest {
@@ -33,14 +33,13 @@ const byOrigin = (records: readonly PoisonRecord[]): PoisonRecord[] =>
 
 /**
  * Registers the DeadLetterPublisher contract's tests, each on a fresh implementation from
- * `open`; `options.knownBreaks` names the tests it is known to fail, and why.
+ * `open`.
  */
 export const deadLetterPublisherContract = (
   name: string,
   open: () => Promise<DeadLetterPublisherUnderTest>,
-  options: ContractOptions = {},
 ): void => {
-  contractSuite(`DeadLetterPublisher contract: ${name}`, open, options, (test) => {
+  contractSuite(`DeadLetterPublisher contract: ${name}`, open, (test) => {
     test('each record is kept with its origin, key, value and reason, byte for byte', async ({
       deadLetters,
       readBack,

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { PurchasePublisher } from '../../src/core/ports.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
-import { contractSuite, type ContractOptions } from './contractSuite.ts';
+import { contractSuite } from './contractSuite.ts';
 
 /** One implementation under test, with an empty log when opened. */
 export interface PurchasePublisherUnderTest {
@@ -31,14 +31,13 @@ const perUser = (purchases: readonly Purchase[]): Map<string, Purchase[]> => {
 
 /**
  * Registers the PurchasePublisher contract's tests, each on a fresh implementation from
- * `open`; `options.knownBreaks` names the tests it is known to fail, and why.
+ * `open`.
  */
 export const purchasePublisherContract = (
   name: string,
   open: () => Promise<PurchasePublisherUnderTest>,
-  options: ContractOptions = {},
 ): void => {
-  contractSuite(`PurchasePublisher contract: ${name}`, open, options, (test) => {
+  contractSuite(`PurchasePublisher contract: ${name}`, open, (test) => {
     test('once publish resolves, the purchases are in the log exactly as sent', async ({
       publisher,
       readBack,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { isSpendstreamError } from '../../src/core/errors.ts';
 import type { PurchaseStore } from '../../src/core/ports.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
-import { contractSuite, type ContractOptions } from './contractSuite.ts';
+import { contractSuite } from './contractSuite.ts';
 
 /** What the store holds, as its readers see it (totals, reconcile, outbox recovery). */
 export interface StoredState {
@@ -30,14 +30,13 @@ const purchase = (id: string, userId: string, amountCents: number): Purchase => 
 
 /**
  * Registers the PurchaseStore contract's tests, each on a fresh implementation from
- * `open`; `options.knownBreaks` names the tests it is known to fail, and why.
+ * `open`.
  */
 export const purchaseStoreContract = (
   name: string,
   open: () => Promise<PurchaseStoreUnderTest>,
-  options: ContractOptions = {},
 ): void => {
-  contractSuite(`PurchaseStore contract: ${name}`, open, options, (test) => {
+  contractSuite(`PurchaseStore contract: ${name}`, open, (test) => {
     test('new purchases are stored exactly, each batch in an outbox entry of its own', async ({
       store,
       readBack,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { isSpendstreamError } from '../../src/core/errors.ts';
 import type { WalletStore } from '../../src/core/ports.ts';
 import type { WalletRecord } from '../../src/core/records.ts';
-import { contractSuite, type ContractOptions } from './contractSuite.ts';
+import { contractSuite } from './contractSuite.ts';
 
 /** One implementation under test, holding no totals when opened. */
 export interface WalletStoreUnderTest {
@@ -31,14 +31,13 @@ const sums = (records: readonly WalletRecord[]): Map<string, number> => {
 
 /**
  * Registers the WalletStore contract's tests, each on a fresh implementation from
- * `open`; `options.knownBreaks` names the tests it is known to fail, and why.
+ * `open`.
  */
 export const walletStoreContract = (
   name: string,
   open: () => Promise<WalletStoreUnderTest>,
-  options: ContractOptions = {},
 ): void => {
-  contractSuite(`WalletStore contract: ${name}`, open, options, (test) => {
+  contractSuite(`WalletStore contract: ${name}`, open, (test) => {
     test('totals are exact in cents; applying the same records again changes nothing', async ({
       store,
       readBack,

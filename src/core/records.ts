@@ -14,6 +14,12 @@ export interface ConsumedBatch<R> {
   readonly topic: string;
   readonly partition: number;
   readonly records: readonly ConsumedRecord[];
+  /**
+   * The offset to commit once the batch is applied: past its last record and past what the
+   * consumer read but does not show (transaction markers, aborted records). One past the
+   * last record when absent; a batch may then have no records at all.
+   */
+  readonly nextOffset?: string;
 }
 
 /** A record that is not a purchase event, and why. */

@@ -22,6 +22,18 @@ export const consumeBatches = (
 ): Observable<ConsumedBatch<Settle>> =>
   new Observable((subscriber) => {
     const waiting = new Set<Settle>();
+    // Fetches holding nothing but transaction markers or aborted records never reach
+    // eachBatch; their end is committed all the same, or the group would trail the topic.
+    const removeListener = consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.batchSize > 0) return;
+      subscriber.next({
+        ref: () => undefined,
+        topic: payload.topic,
+        partition: payload.partition,
+        records: [],
+        nextOffset: (BigInt(payload.lastOffset) + 1n).toString(),
+      });
+    });
     consumer
       .run({
         autoCommit: false,
@@ -49,6 +61,7 @@ export const consumeBatches = (
                   key: message.key === null ? null : message.key.toString('utf8'),
                   value: message.value,
                 })),
+                nextOffset: (BigInt(batch.lastOffset()) + 1n).toString(),
               });
             });
           } finally {
@@ -60,6 +73,7 @@ export const consumeBatches = (
       })
       .catch((error: unknown) => subscriber.error(translateKafkaError(error)));
     return () => {
+      removeListener();
       // Batches still waiting are released unapplied and uncommitted: they come again.
       for (const settle of waiting) settle();
     };

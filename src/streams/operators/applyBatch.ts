@@ -39,9 +39,9 @@ export const applyBatch = <R>(
           : callStore('redis', () => deps.store.apply(batch.topic, records), config),
       ),
       concatMap((result) => {
-        const nextOffset = last === undefined ? '0' : after(last.offset);
+        const nextOffset = batch.nextOffset ?? (last === undefined ? '0' : after(last.offset));
         const commit =
-          last === undefined
+          batch.nextOffset === undefined && last === undefined
             ? of(undefined)
             : defer(() =>
                 from(

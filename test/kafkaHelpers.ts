@@ -25,19 +25,30 @@ export const readTopic = async (kafka: Kafka, topic: string): Promise<TopicRecor
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await new Promise<void>((resolve) => {
+      // Read-committed, as the wallet reads; the end counts transaction markers and
+      // aborted records too, which only the batch offsets (and the event for batches of
+      // nothing else) show.
+      const reached = (partition: number, lastOffset: string) => {
+        if (BigInt(lastOffset) + 1n >= (remaining.get(partition) ?? 0n)) {
+          remaining.delete(partition);
+          if (remaining.size === 0) resolve();
+        }
+      };
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) =>
+        reached(payload.partition, payload.lastOffset),
+      );
       void consumer.run({
         autoCommit: false,
-        eachMessage: ({ partition, message }) => {
-          records.push({
-            partition,
-            offset: message.offset,
-            key: String(message.key),
-            value: JSON.parse(String(message.value)) as Record<string, unknown>,
-          });
-          if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) {
-            remaining.delete(partition);
-            if (remaining.size === 0) resolve();
+        eachBatch: ({ batch }) => {
+          for (const message of batch.messages) {
+            records.push({
+              partition: batch.partition,
+              offset: message.offset,
+              key: String(message.key),
+              value: JSON.parse(String(message.value)) as Record<string, unknown>,
+            });
           }
+          reached(batch.partition, batch.lastOffset());
           return Promise.resolve();
         },
       });

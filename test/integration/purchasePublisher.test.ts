@@ -5,7 +5,10 @@ import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
 import { createPurchasePublisher } from '../../src/adapters/kafka/purchasePublisher.ts';
 import { partitionForKey } from '../../src/adapters/kafka/partitioner.ts';
-import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
+import {
+  createIdempotentProducer,
+  createTransactionalProducer,
+} from '../../src/adapters/kafka/producer.ts';
 import { decodePurchaseEvent, encodePurchaseEvent } from '../../src/core/purchaseEvent.ts';
 import { isSpendstreamError, StoreUnavailableError } from '../../src/core/errors.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
@@ -338,3 +341,76 @@ for (const [how, maxSendBytes] of [
     }
   });
 }
+
+test('a transactional send refused as too large is split, and lands whole and once', async () => {
+  const ownTopic = uniqueName('test_purchases_large_txn');
+  await ensureTopic(admin, { topic: ownTopic, partitions: 3 });
+  const publisher = createPurchasePublisher({
+    newProducer: () => createTransactionalProducer(kafka, uniqueName('test_txn')),
+    transactional: true,
+    topic: ownTopic,
+    partitions: 3,
+    maxSendBytes: Number.POSITIVE_INFINITY,
+  });
+  try {
+    const ready = await publisher.ready();
+    // ~1.5 MiB of valid purchases over several users and partitions.
+    const large = Array.from({ length: 1_000 }, (_, i) => ({
+      id: `large-txn-${i}`,
+      userId: `${'\u{1d11e}'.repeat(120)}-${i % 3}`,
+      amountCents: 100 + i,
+    }));
+    await publisher.publish(large);
+    assert.equal(publisher.generation, ready, 'the producer that was refused is kept');
+    const records = await readTopic(kafka, ownTopic);
+    assert.deepEqual(
+      records.map((record) => record.value['id']).toSorted(),
+      large.map((purchase) => purchase.id).toSorted(),
+      'every purchase once, nothing of the refused transaction',
+    );
+  } finally {
+    await publisher.close();
+    await admin.deleteTopics({ topics: [ownTopic] }).catch(() => undefined);
+  }
+});
+
+test('a producer made ready on the same transactional id fences the earlier one', async () => {
+  const ownTopic = uniqueName('test_purchases_fenced');
+  await ensureTopic(admin, { topic: ownTopic, partitions: 2 });
+  const transactionalId = uniqueName('test_txn');
+  const make = () =>
+    createPurchasePublisher({
+      newProducer: () => createTransactionalProducer(kafka, transactionalId),
+      transactional: true,
+      topic: ownTopic,
+      partitions: 2,
+    });
+  const first = make();
+  const second = make();
+  try {
+    const purchases = (prefix: string) =>
+      Array.from({ length: 20 }, (_, i) => ({
+        id: `${prefix}-${i}`,
+        userId: `u${i}`,
+        amountCents: 1,
+      }));
+    await first.publish(purchases('before'));
+    await second.ready();
+    await assert.rejects(
+      first.publishWith(purchases('fenced'), first.generation),
+      (error: unknown) => isSpendstreamError(error) && error.code === 'unavailable',
+    );
+    await second.publish(purchases('after'));
+    const ids = (await readTopic(kafka, ownTopic)).map((record) => String(record.value['id']));
+    assert.deepEqual(
+      ids.filter((id) => !id.startsWith('before') && !id.startsWith('after')),
+      [],
+      'nothing of the fenced producer landed',
+    );
+    assert.equal(ids.length, 40);
+  } finally {
+    await first.close();
+    await second.close();
+    await admin.deleteTopics({ topics: [ownTopic] }).catch(() => undefined);
+  }
+});

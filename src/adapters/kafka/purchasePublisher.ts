@@ -1,4 +1,4 @@
-import type { Message, Producer } from 'kafkajs';
+import type { Message, Producer, Transaction } from 'kafkajs';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import {
   chunksOf,
@@ -14,6 +14,30 @@ import { partitionForKey } from './partitioner.ts';
 export interface ManagedPurchasePublisher extends PurchasePublisher {
   /** Disconnects the current producer, if any. */
   close(): Promise<void>;
+  /**
+   * How many producers this publisher has made ready (connected and, when transactional,
+   * its transactional id initialised). A transactional producer made ready fences every
+   * earlier one of its id: their open transactions are aborted, their later ones refused.
+   */
+  readonly generation: number;
+  /**
+   * Resolves the generation of a ready producer, making one if the last failed. Once it
+   * resolves, every transaction an earlier producer of this publisher began is final
+   * (committed or aborted), and so is every one of this producer but a send still running.
+   */
+  ready(): Promise<number>;
+  /**
+   * {@link PurchasePublisher.publish}, refused as unavailable unless the producer it would
+   * go out through is of `generation`.
+   */
+  publishWith(purchases: readonly PurchaseEvent[], generation: number): Promise<void>;
+  /**
+   * Per partition, an offset the topic has reached: seeded by the caller, raised by each
+   * acknowledged send. Records sent after reading it land above it.
+   */
+  readonly knownEnds: ReadonlyMap<number, string>;
+  /** Raises {@link knownEnds} to `ends` where they are higher (the topic's end offsets). */
+  seedEnds(ends: ReadonlyMap<number, string>): void;
 }
 
 /** Settings of {@link createPurchasePublisher}. */
@@ -29,6 +53,11 @@ export interface PurchasePublisherConfig {
    * (1 MiB by default). 786,432 unless set.
    */
   readonly maxSendBytes?: number;
+  /**
+   * Whether `newProducer` makes transactional producers: each call is then one
+   * transaction, all of it read by read-committed consumers or none of it.
+   */
+  readonly transactional?: boolean;
 }
 
 // What the broker answers a record batch over its size limits with.
@@ -46,6 +75,10 @@ const isTooLarge = (error: unknown): boolean => {
 /**
  * Publishes purchases to `topic`, keyed by user, one acknowledged (acks=all) send per call.
  *
+ * With a transactional producer each call is one transaction, however many sends it
+ * takes: a failure anywhere aborts all of it (or leaves it open for the broker, or the
+ * next producer of the id, to abort), so readers see a call's purchases all or none.
+ *
  * Two kafkajs 2.2.4 behaviours are guarded against, both seen here while a broker
  * restarts. (1) A send can resolve while silently skipping partitions whose metadata is
  * missing; so partitions are assigned here and the reply must acknowledge every one.
@@ -62,14 +95,32 @@ export const createPurchasePublisher = ({
   topic,
   partitions,
   maxSendBytes = 786_432,
+  transactional = false,
 }: PurchasePublisherConfig): ManagedPurchasePublisher => {
   let current: Promise<Producer> | undefined;
   let inFlight: Promise<void> | undefined;
+  let generation = 0;
+  const generations = new WeakMap<Producer, number>();
+  const knownEnds = new Map<number, string>();
+  const raiseEnd = (partition: number, offset: string) => {
+    const known = knownEnds.get(partition);
+    if (known === undefined || BigInt(offset) > BigInt(known)) knownEnds.set(partition, offset);
+  };
 
   const connected = (): Promise<Producer> => {
     current ??= (async () => {
       const producer = newProducer();
-      await producer.connect();
+      try {
+        await producer.connect();
+        // Initialises the transactional id now (an empty transaction sends nothing), so
+        // the fencing it does happens before this producer's first send, not during it.
+        if (transactional) await (await producer.transaction()).abort();
+      } catch (error) {
+        await producer.disconnect().catch(() => undefined);
+        throw error;
+      }
+      generation += 1;
+      generations.set(producer, generation);
       return producer;
     })();
     return current;
@@ -80,7 +131,12 @@ export const createPurchasePublisher = ({
     await failed.then((producer) => producer.disconnect()).catch(() => undefined);
   };
 
-  const send = async (purchases: readonly PurchaseEvent[]): Promise<void> => {
+  /** One producer send (inside `transaction` when given); throws what Kafka refused. */
+  const send = async (
+    producer: Producer,
+    transaction: Transaction | undefined,
+    purchases: readonly PurchaseEvent[],
+  ): Promise<void> => {
     const expected = new Set<number>();
     const messages: Message[] = purchases.map((purchase) => {
       const partition = partitionForKey(purchase.userId, partitions);
@@ -92,34 +148,13 @@ export const createPurchasePublisher = ({
         headers: { [PURCHASE_ID_HEADER]: purchase.id },
       };
     });
-    const producer = connected();
-    let acknowledged: Awaited<ReturnType<Producer['send']>>;
-    try {
-      acknowledged = await (await producer).send({ topic, acks: -1, messages });
-    } catch (error) {
-      await discard(producer);
-      // A partition's record batch is refused whole, so a send to one partition that was
-      // too large appended nothing and may go again in halves. (In a send to several, the
-      // other partitions' records may have been appended: that one fails, and outbox
-      // recovery publishes what the topic lacks.)
-      if (isTooLarge(error) && expected.size === 1 && purchases.length > 1) {
-        const half = Math.ceil(purchases.length / 2);
-        await send(purchases.slice(0, half));
-        await send(purchases.slice(half));
-        return;
-      }
-      const translated = translateKafkaError(error);
-      // Whatever Kafka answered (a coordinator still loading after a restart, a refusal),
-      // the purchases are committed: outbox recovery publishes them, and the client may
-      // retry with the same ids. That is `unavailable`, not `internal`.
-      if (translated.code !== 'internal') throw translated;
-      throw new StoreUnavailableError('kafka', translated.message, { cause: error });
-    }
+    const acknowledged = await (transaction ?? producer).send({ topic, acks: -1, messages });
     for (const record of acknowledged) {
-      if (record.errorCode === 0) expected.delete(record.partition);
+      if (record.errorCode !== 0) continue;
+      expected.delete(record.partition);
+      if (record.baseOffset !== undefined) raiseEnd(record.partition, record.baseOffset);
     }
     if (expected.size > 0) {
-      await discard(producer);
       throw new StoreUnavailableError(
         'kafka',
         `Kafka did not acknowledge partitions ${[...expected].join(', ')} of ${topic}`,
@@ -127,26 +162,133 @@ export const createPurchasePublisher = ({
     }
   };
 
-  return {
-    publish: (purchases: readonly PurchaseEvent[]): Promise<void> => {
-      if (purchases.length === 0) return Promise.resolve();
-      // A send the caller stopped waiting for may still be running: refuse rather than
-      // queue behind it, so no send starts long after its purchases were committed.
-      if (inFlight !== undefined) {
-        return Promise.reject(
-          new StoreUnavailableError('kafka', 'the previous send to Kafka has not settled yet'),
+  /** One transaction of sends of at most `limit` bytes each. */
+  const sendInTransaction = async (
+    purchases: readonly PurchaseEvent[],
+    limit: number,
+    only: number | undefined,
+  ): Promise<void> => {
+    const producer = connected();
+    let transaction: Transaction | undefined;
+    try {
+      const ready = await producer;
+      if (only !== undefined && generations.get(ready) !== only) {
+        throw new StoreUnavailableError(
+          'kafka',
+          'the producer was replaced since the batch was saved',
         );
       }
-      // Cleared before the caller hears the outcome, so its next send is never refused.
-      const sent = (async () => {
-        try {
-          for (const chunk of chunksOf(purchases, maxSendBytes)) await send(chunk);
-        } finally {
-          inFlight = undefined;
-        }
-      })();
-      inFlight = sent;
-      return sent;
+      transaction = await ready.transaction();
+      for (const chunk of chunksOf(purchases, limit)) await send(ready, transaction, chunk);
+      await transaction.commit();
+    } catch (error) {
+      // Aborting is a courtesy: the broker (or this id's next producer) aborts it anyway.
+      const aborted =
+        transaction?.isActive() === true &&
+        (await transaction.abort().then(
+          () => true,
+          () => false,
+        ));
+      // A batch refused for its size appended nothing: once its transaction is aborted the
+      // producer is sound, and keeping it keeps the fencing its initialisation did.
+      if (!(aborted && isTooLarge(error))) await discard(producer);
+      throw error;
+    }
+  };
+
+  /** One send without a transaction, halved while the broker refuses it as too large. */
+  const sendAlone = async (purchases: readonly PurchaseEvent[]): Promise<void> => {
+    const producer = connected();
+    try {
+      await send(await producer, undefined, purchases);
+    } catch (error) {
+      await discard(producer);
+      // A partition's record batch is refused whole, so a send to one partition that was
+      // too large appended nothing and may go again in halves. (In a send to several, the
+      // other partitions' records may have been appended: that one fails, and outbox
+      // recovery publishes what the topic lacks.)
+      const one = new Set(purchases.map((p) => partitionForKey(p.userId, partitions))).size === 1;
+      if (!isTooLarge(error) || !one || purchases.length < 2) throw error;
+      const half = Math.ceil(purchases.length / 2);
+      await sendAlone(purchases.slice(0, half));
+      await sendAlone(purchases.slice(half));
+    }
+  };
+
+  const sendAll = async (
+    purchases: readonly PurchaseEvent[],
+    only: number | undefined,
+  ): Promise<void> => {
+    if (!transactional) {
+      for (const chunk of chunksOf(purchases, maxSendBytes)) await sendAlone(chunk);
+      return;
+    }
+    // A transaction with a refused send is aborted whole, so nothing of the call was
+    // appended: it goes again in smaller sends, down to one purchase per send.
+    for (let limit = maxSendBytes; ; limit = Math.floor(limit / 2)) {
+      try {
+        await sendInTransaction(purchases, limit, only);
+        return;
+      } catch (error) {
+        const splittable = chunksOf(purchases, limit).some((chunk) => chunk.length > 1);
+        if (!isTooLarge(error) || !splittable) throw error;
+      }
+    }
+  };
+
+  const publishAll = async (
+    purchases: readonly PurchaseEvent[],
+    only: number | undefined,
+  ): Promise<void> => {
+    try {
+      await sendAll(purchases, only);
+    } catch (error) {
+      const translated = translateKafkaError(error);
+      // Whatever Kafka answered (a coordinator still loading after a restart, a refusal,
+      // a fenced producer), the purchases are committed: outbox recovery publishes them,
+      // and the client may retry with the same ids. That is `unavailable`, not `internal`.
+      if (translated.code !== 'internal') throw translated;
+      throw new StoreUnavailableError('kafka', translated.message, { cause: error });
+    }
+  };
+
+  const publish = (purchases: readonly PurchaseEvent[], only?: number): Promise<void> => {
+    if (purchases.length === 0) return Promise.resolve();
+    // A send the caller stopped waiting for may still be running: refuse rather than
+    // queue behind it, so no send starts long after its purchases were committed.
+    if (inFlight !== undefined) {
+      return Promise.reject(
+        new StoreUnavailableError('kafka', 'the previous send to Kafka has not settled yet'),
+      );
+    }
+    // Cleared before the caller hears the outcome, so its next send is never refused.
+    const sent = (async () => {
+      try {
+        await publishAll(purchases, only);
+      } finally {
+        inFlight = undefined;
+      }
+    })();
+    inFlight = sent;
+    return sent;
+  };
+
+  return {
+    publish: (purchases) => publish(purchases),
+    publishWith: (purchases, only) => publish(purchases, only),
+    get generation() {
+      return generation;
+    },
+    ready: async () => {
+      try {
+        return generations.get(await connected()) ?? generation;
+      } catch (error) {
+        throw translateKafkaError(error);
+      }
+    },
+    knownEnds,
+    seedEnds: (ends) => {
+      for (const [partition, offset] of ends) raiseEnd(partition, offset);
     },
     close: async () => {
       await inFlight?.catch(() => undefined);

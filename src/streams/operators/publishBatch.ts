@@ -1,7 +1,7 @@
 import { catchError, map, Observable, of, Subscription, type OperatorFunction } from 'rxjs';
 import type { PurchasePublisher, PurchaseStore, StoredPurchase } from '../../core/ports.ts';
 import type { Purchase } from '../../core/purchase.ts';
-import { chunksOf, estimatedRecordBytes } from '../../core/purchaseEvent.ts';
+import { estimatedRecordBytes } from '../../core/purchaseEvent.ts';
 import type { BatchState } from '../types.ts';
 import { callStore, type StoreCallConfig } from '../callStore.ts';
 import { failBatch } from '../failBatch.ts';
@@ -9,11 +9,10 @@ import { failBatch } from '../failBatch.ts';
 /** Limits of {@link publishBatch}. */
 export interface PublishBatchConfig extends StoreCallConfig {
   /**
-   * Most bytes one producer send carries, by {@link estimatedRecordBytes}. Batches saved
-   * while a send is running wait and then go together in one send up to this size; a
-   * batch larger than this alone goes in several sends, one after the other. Keep it under
-   * the broker's `message.max.bytes` (1 MiB by default): all of a send may go to one
-   * partition.
+   * Most bytes, by {@link estimatedRecordBytes}, of the batches coalesced into one publish
+   * call: batches saved while a call is running wait and then go together up to this
+   * size. A batch larger than this goes alone, in one call: the publisher cuts a call
+   * into the sends the broker takes.
    */
   readonly maxSendBytes?: number;
 }
@@ -146,12 +145,9 @@ export const publishBatch =
         );
       };
 
-      // One send, or several in order when the purchases are more than one send may carry;
-      // if one fails, the batches fail and outbox recovery publishes what Kafka lacks.
-      const publishAll = async (purchases: Purchase[]) => {
-        if (maxSendBytes === Infinity) return publisher.publish(purchases);
-        for (const chunk of chunksOf(purchases, maxSendBytes)) await publisher.publish(chunk);
-      };
+      // One call, however large: the publisher cuts it into the sends the broker takes,
+      // all in one transaction, so an outbox entry is in the topic whole or not at all.
+      const publishAll = (purchases: Purchase[]) => publisher.publish(purchases);
 
       const sendNext = () => {
         if (sending || waiting.length === 0) return finishIfDone();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError } from './core/errors.ts';
 
@@ -64,6 +65,13 @@ const settingsShape = z.object({
   INGEST_DURABLE_DEADLINE_MS: positiveInt.default(10_000),
   INGEST_PING_INTERVAL_MS: positiveInt.default(30_000),
   INGEST_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
+  // Names this ingest instance's outbox entries and Kafka transactional ids. Unique per
+  // running instance; a new one per process unless set (a stable one fences a restarted
+  // instance's previous process at once).
+  INGEST_INSTANCE_ID: z
+    .string()
+    .regex(/^[\w.-]{1,100}$/, 'letters, digits, ".", "_" or "-", at most 100')
+    .default(() => randomUUID()),
   OUTBOX_RECOVERY_INTERVAL_MS: positiveInt.default(15_000),
   OUTBOX_MIN_AGE_MS: z.coerce.number().int().min(0).default(60_000),
 });
@@ -111,6 +119,8 @@ export interface Config {
     readonly durableDeadlineMs: number;
     readonly pingIntervalMs: number;
     readonly shutdownTimeoutMs: number;
+    /** This instance's name in the outbox and in its Kafka transactional ids. */
+    readonly instanceId: string;
     /** Whether the ingest port serves the status page and its balance lookup. */
     readonly statusPage: boolean;
   };
@@ -181,6 +191,7 @@ export const loadConfig = (
       durableDeadlineMs: s.INGEST_DURABLE_DEADLINE_MS,
       pingIntervalMs: s.INGEST_PING_INTERVAL_MS,
       shutdownTimeoutMs: s.INGEST_SHUTDOWN_TIMEOUT_MS,
+      instanceId: s.INGEST_INSTANCE_ID,
       statusPage: s.INGEST_STATUS_PAGE === 'on',
     },
     outbox: { recoveryIntervalMs: s.OUTBOX_RECOVERY_INTERVAL_MS, minAgeMs: s.OUTBOX_MIN_AGE_MS },

@@ -44,15 +44,31 @@ export interface PurchasePublisher {
   publish(purchases: readonly Purchase[]): Promise<void>;
 }
 
+/** One outbox entry, as outbox recovery asks the event log about it. */
+export interface OutboxEntryProbe {
+  readonly purchases: readonly { readonly id: string; readonly userId: string }[];
+  /** When the entry was committed (ms, PostgreSQL's clock). */
+  readonly createdMs: number;
+  /**
+   * Per partition, an offset the topic had reached before the entry was committed: its
+   * records, if any, lie above. Absent for entries from before offsets were recorded.
+   */
+  readonly scanFrom?: ReadonlyMap<number, string>;
+  /**
+   * Whether every publish of the entry was one transaction, so the topic holds all of
+   * its purchases or none: finding one of them (in one partition) tells for all.
+   */
+  readonly atomic: boolean;
+}
+
 /** What the event log already holds, so outbox recovery publishes only what it lacks. */
 export interface PublishedPurchaseFinder {
   /**
-   * The ids among `wanted` found in records appended at or after `sinceMs`, and how many
-   * records were read to find them.
+   * The ids of the entries' purchases found in the topic (read-committed, up to its end
+   * when asked), and how many records were read to find them.
    */
   findPublished(
-    sinceMs: number,
-    wanted: ReadonlySet<string>,
+    entries: readonly OutboxEntryProbe[],
   ): Promise<{ readonly found: ReadonlySet<string>; readonly scanned: number }>;
 }
 

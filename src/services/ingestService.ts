@@ -1,14 +1,19 @@
 import { openMigratedDatabase } from '../adapters/postgres/database.ts';
 import { startIngestHandoff } from './ingestHandoff.ts';
 import { trackInFlight } from './inFlight.ts';
+import { guardOwnedSends } from './ownedSends.ts';
 import { drainThenDispose, failureSignal } from './lifecycle.ts';
 import { startOutboxRelay } from './outboxRelay.ts';
 import { createKafka, pingKafka } from '../adapters/kafka/client.ts';
-import { ensureTopic } from '../adapters/kafka/topics.ts';
+import { ensureTopic, fetchEndOffsets } from '../adapters/kafka/topics.ts';
 import { createPurchasePublisher } from '../adapters/kafka/purchasePublisher.ts';
-import { createIdempotentProducer } from '../adapters/kafka/producer.ts';
+import { createTransactionalProducer, transactionalIdsOf } from '../adapters/kafka/producer.ts';
 import { pingPostgres } from '../adapters/postgres/pool.ts';
-import { createPurchaseStore, readOutboxBacklog } from '../adapters/postgres/purchaseStore.ts';
+import {
+  createPurchaseStore,
+  readOutboxBacklog,
+  readOwnedPending,
+} from '../adapters/postgres/purchaseStore.ts';
 import { connectWallet } from '../adapters/grpc/walletClient.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
@@ -90,20 +95,26 @@ export const startIngestService = async (
   const metadata = await admin.fetchTopicMetadata({ topics: [config.kafka.topic] });
   const partitions = metadata.topics[0]?.partitions.length ?? config.kafka.topicPartitions;
 
-  const newPublisher = () =>
+  const { instanceId } = config.ingest;
+  const newPublisher = (transactionalId: string) =>
     createPurchasePublisher({
-      newProducer: () => createIdempotentProducer(kafka),
+      newProducer: () => createTransactionalProducer(kafka, transactionalId),
+      transactional: true,
       topic: config.kafka.topic,
       partitions,
       maxSendBytes: config.ingest.publishMaxBytes,
     });
-  const kafkaPublisher = newPublisher();
+  const kafkaPublisher = newPublisher(transactionalIdsOf(instanceId).pipeline);
   resources.defer(() => kafkaPublisher.close());
-  // Recovery has a producer of its own: a publisher refuses to overlap sends, and the
-  // pipeline's sends go on while recovery runs.
-  const recoveryPublisher = newPublisher();
-  resources.defer(() => recoveryPublisher.close());
-  const inFlight = trackInFlight(kafkaPublisher);
+  // Outbox entries record where the topic stood before they were saved; recovery reads
+  // from there. Raised by every acknowledged send after this.
+  kafkaPublisher.seedEnds(await fetchEndOffsets(admin, config.kafka.topic));
+  // Ready now, so that batches saved from here on go out without an ownership check.
+  await kafkaPublisher.ready();
+  const ownedSends = guardOwnedSends(kafkaPublisher, (ids) =>
+    readOwnedPending(pool, instanceId, ids),
+  );
+  const inFlight = trackInFlight(ownedSends.publisher);
 
   // The gauges are read at scrape time: connections and unacked from the server, the
   // outbox from PostgreSQL (bounded, and one query however many scrapes come at once).
@@ -116,15 +127,24 @@ export const startIngestService = async (
     unacked: () => server.unacked,
     outbox: () => within(outboxBacklog(), CHECK_TIMEOUT_MS, undefined),
   });
-  const store = instrumentPurchaseStore(createPurchaseStore(pool), metrics, logger);
+  const store = instrumentPurchaseStore(
+    ownedSends.store(
+      createPurchaseStore(pool, { owner: instanceId, scanFrom: () => kafkaPublisher.knownEnds }),
+    ),
+    metrics,
+    logger,
+  );
   const publisher = instrumentPurchasePublisher(inFlight.publisher, metrics, logger);
 
   const relay = startOutboxRelay({
     pool,
     kafka,
-    publisher: recoveryPublisher,
+    instanceId,
+    newPublisher,
+    pipeline: kafkaPublisher,
     isInFlight: inFlight.isInFlight,
     topic: config.kafka.topic,
+    partitions,
     minAgeMs: config.outbox.minAgeMs,
     intervalMs: config.outbox.recoveryIntervalMs,
     logger,

@@ -4,7 +4,7 @@ import type { Admin, Producer } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
-import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
+import { ensureTopic, fetchEndOffsets } from '../../src/adapters/kafka/topics.ts';
 import { createTopicScan } from '../../src/adapters/kafka/topicScan.ts';
 import { migrate } from '../../src/adapters/postgres/migrations.ts';
 import {
@@ -17,11 +17,20 @@ import {
   createPurchasePublisher,
   type ManagedPurchasePublisher,
 } from '../../src/adapters/kafka/purchasePublisher.ts';
-import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
+import {
+  createIdempotentProducer,
+  createTransactionalProducer,
+  transactionalIdsOf,
+} from '../../src/adapters/kafka/producer.ts';
+import { partitionForKey } from '../../src/adapters/kafka/partitioner.ts';
+import { recordAlive } from '../../src/adapters/postgres/ingestInstances.ts';
+import { createTakeOver } from '../../src/services/outboxRelay.ts';
+import { guardOwnedSends } from '../../src/services/ownedSends.ts';
 import { encodePurchaseEvent } from '../../src/core/purchaseEvent.ts';
 import {
   createPurchaseStore,
   readOutboxBacklog,
+  readOwnedPending,
 } from '../../src/adapters/postgres/purchaseStore.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Purchase } from '../../src/core/purchase.ts';
@@ -63,10 +72,15 @@ after(async () => {
   await database.drop();
 });
 
-const deps = (overrides: Partial<OutboxRecoveryDeps> = {}): OutboxRecoveryDeps => ({
+const deps = ({
+  publisher: through = publisher,
+  ...overrides
+}: Partial<OutboxRecoveryDeps> & { publisher?: PurchasePublisher } = {}): OutboxRecoveryDeps => ({
   pool,
-  topicScan: createTopicScan({ kafka, topic: overrides.topic ?? topic }),
-  publisher,
+  topicScan: createTopicScan({ kafka, topic: overrides.topic ?? topic, partitions: 3 }),
+  // Entries saved without an owner, as before owners were recorded: nothing to fence.
+  takeOver: () => Promise.resolve({ publisher: through, release: () => Promise.resolve() }),
+  instanceId: 'recovering-instance',
   topic,
   minAgeMs: 0,
   logger: createLogger('info', {}, (line) => logLines.push(line)),
@@ -80,7 +94,7 @@ const purchasesOf = (prefix: string, count: number): Purchase[] =>
     amountCents: 1 + i,
   }));
 
-/** How many records of the whole topic carry each purchase id. */
+/** How many committed records of the whole topic carry each purchase id. */
 const countsInTopic = async (name = topic): Promise<Map<string, number>> => {
   const counts = new Map<string, number>();
   const highs = await admin.fetchTopicOffsets(name);
@@ -89,18 +103,28 @@ const countsInTopic = async (name = topic): Promise<Map<string, number>> => {
   );
   if (waiting.size === 0) return counts;
   const groupId = uniqueName('test_group');
+  // Read-committed, as the wallet reads: aborted transactions do not count.
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
   await consumer.connect();
   await consumer.subscribe({ topics: [name], fromBeginning: true });
   await new Promise<void>((resolve) => {
+    const reached = (partition: number, lastOffset: string) => {
+      if (Number(lastOffset) + 1 >= (waiting.get(partition) ?? Infinity)) {
+        waiting.delete(partition);
+        if (waiting.size === 0) resolve();
+      }
+    };
+    // Batches of nothing but transaction markers or aborted records reach only this.
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) =>
+      reached(payload.partition, payload.lastOffset),
+    );
     void consumer.run({
-      eachMessage: ({ partition, message }) => {
-        const id = message.headers?.['purchase-id'];
-        if (id !== undefined) counts.set(String(id), (counts.get(String(id)) ?? 0) + 1);
-        if (Number(message.offset) + 1 >= (waiting.get(partition) ?? Infinity)) {
-          waiting.delete(partition);
-          if (waiting.size === 0) resolve();
+      eachBatch: ({ batch }) => {
+        for (const message of batch.messages) {
+          const id = message.headers?.['purchase-id'];
+          if (id !== undefined) counts.set(String(id), (counts.get(String(id)) ?? 0) + 1);
         }
+        reached(batch.partition, batch.lastOffset());
         return Promise.resolve();
       },
     });
@@ -134,6 +158,7 @@ test('purchases committed but never published are published once, and only once'
     published: 1_500,
     alreadyInTopic: 0,
     failed: 0,
+    takenOver: 0,
   });
   assert.equal(await outboxSize(), 0);
   assertEachOnce(await countsInTopic(), purchases);
@@ -146,6 +171,7 @@ test('purchases committed but never published are published once, and only once'
     published: 0,
     alreadyInTopic: 0,
     failed: 0,
+    takenOver: 0,
   });
   assertEachOnce(await countsInTopic(), purchases);
 
@@ -166,6 +192,7 @@ test('a batch published but not marked (crash before markPublished) is not publi
     published: 0,
     alreadyInTopic: 600,
     failed: 0,
+    takenOver: 0,
   });
   assert.equal(await outboxSize(), 0);
   assertEachOnce(await countsInTopic(), purchases);
@@ -187,6 +214,7 @@ test('a batch half published when the process died gets only its other half', as
     published: 250,
     alreadyInTopic: 150,
     failed: 0,
+    takenOver: 0,
   });
   assert.equal(await outboxSize(), 0);
   assertEachOnce(await countsInTopic(), purchases);
@@ -202,6 +230,7 @@ test('entries younger than minAgeMs are left to the ingest that wrote them', asy
     published: 0,
     alreadyInTopic: 0,
     failed: 0,
+    takenOver: 0,
   });
   assert.equal(await outboxSize(), 1);
   const counts = await countsInTopic();
@@ -266,7 +295,13 @@ test('the topic is read from shortly before the oldest entry on, not from its be
     await ownPublisher.publish(purchases.slice(0, 40));
 
     const result = await recoverOutbox(deps({ topic: ownTopic, publisher: ownPublisher }));
-    assert.deepEqual(result, { entries: 1, published: 60, alreadyInTopic: 40, failed: 0 });
+    assert.deepEqual(result, {
+      entries: 1,
+      published: 60,
+      alreadyInTopic: 40,
+      failed: 0,
+      takenOver: 0,
+    });
     const logged = logLines
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .findLast((entry) => entry['msg'] === 'outbox recovered' && entry['topic'] === ownTopic);
@@ -295,6 +330,7 @@ test('an entry that cannot be published is set aside with a backoff; the others 
     published: 5,
     alreadyInTopic: 0,
     failed: 1,
+    takenOver: 0,
   });
   const aside = await pool.one(
     sql.type(
@@ -314,6 +350,7 @@ test('an entry that cannot be published is set aside with a backoff; the others 
     published: 0,
     alreadyInTopic: 0,
     failed: 0,
+    takenOver: 0,
   });
   // Once it is due and Kafka takes it, it goes like any other.
   await pool.query(sql.unsafe`UPDATE outbox SET next_attempt_at = now()`);
@@ -322,6 +359,7 @@ test('an entry that cannot be published is set aside with a backoff; the others 
     published: 3,
     alreadyInTopic: 0,
     failed: 0,
+    takenOver: 0,
   });
   assert.equal(await outboxSize(), 0);
   const counts = await countsInTopic();
@@ -338,6 +376,7 @@ test('entries failing one after another stop the run: Kafka is down, not the ent
     published: 0,
     alreadyInTopic: 0,
     failed: 3,
+    takenOver: 0,
   });
   const attempts = await pool.anyFirst(
     sql.type(z.object({ attempts: z.number() }))`SELECT attempts FROM outbox ORDER BY batch_id`,
@@ -346,4 +385,159 @@ test('entries failing one after another stop the run: Kafka is down, not the ent
   await pool.query(sql.unsafe`UPDATE outbox SET next_attempt_at = now()`);
   assert.equal((await recoverOutbox(deps())).entries, 5);
   assert.equal(await outboxSize(), 0);
+});
+
+/** One ingest instance as far as the outbox goes: its store, its pipeline's publisher. */
+const ingestInstance = async (instanceId: string) => {
+  const newPublisher = (transactionalId: string) =>
+    createPurchasePublisher({
+      newProducer: () => createTransactionalProducer(kafka, transactionalId),
+      transactional: true,
+      topic,
+      partitions: 3,
+    });
+  const pipeline = newPublisher(transactionalIdsOf(instanceId).pipeline);
+  pipeline.seedEnds(await fetchEndOffsets(admin, topic));
+  await pipeline.ready();
+  const guard = guardOwnedSends(pipeline, (ids) => readOwnedPending(pool, instanceId, ids));
+  const ownStore = guard.store(
+    createPurchaseStore(pool, { owner: instanceId, scanFrom: () => pipeline.knownEnds }),
+  );
+  const takeOver = createTakeOver({
+    instanceId,
+    newPublisher,
+    pipeline,
+    logger: createLogger('info', {}, (line) => logLines.push(line)),
+  });
+  return {
+    instanceId,
+    pipeline,
+    store: ownStore,
+    publisher: guard.publisher,
+    recover: (minAgeMs = 0) =>
+      recoverOutbox({ ...deps({ minAgeMs }), instanceId, takeOver: takeOver.takeOver }),
+    close: async () => {
+      await takeOver.close();
+      await pipeline.close();
+    },
+  };
+};
+
+test("a stalled instance's open transaction is aborted by the takeover, its commit refused", async () => {
+  const stalled = await ingestInstance(uniqueName('stalled'));
+  const taker = await ingestInstance(uniqueName('taker'));
+  // The stalled instance's producer, as it was when it froze.
+  const producer = createTransactionalProducer(
+    kafka,
+    transactionalIdsOf(stalled.instanceId).pipeline,
+  );
+  try {
+    const purchases = purchasesOf('stalled-open', 300);
+    await stalled.store.save(purchases);
+    // It had sent the batch and not yet committed when it froze.
+    await producer.connect();
+    const transaction = await producer.transaction();
+    await transaction.send({
+      topic,
+      acks: -1,
+      messages: purchases.map((p) => ({
+        key: p.userId,
+        partition: partitionForKey(p.userId, 3),
+        value: encodePurchaseEvent(p),
+        headers: { 'purchase-id': p.id },
+      })),
+    });
+
+    assert.deepEqual(await taker.recover(), {
+      entries: 1,
+      published: 300,
+      alreadyInTopic: 0,
+      failed: 0,
+      takenOver: 1,
+    });
+    // Thawed, it commits: refused, its records stay aborted.
+    await assert.rejects(transaction.commit(), /epoch|fenced/i);
+    assert.equal(await outboxSize(), 0);
+    assertEachOnce(await countsInTopic(), purchases);
+  } finally {
+    await producer.disconnect();
+    await stalled.close();
+    await taker.close();
+  }
+});
+
+test('an instance that committed before it stalled is found from its recorded offsets', async () => {
+  const stalled = await ingestInstance(uniqueName('stalled'));
+  const taker = await ingestInstance(uniqueName('taker'));
+  try {
+    // History the recorded offsets lie beyond: never read.
+    await publisher.publish(purchasesOf('history', 3_000));
+    stalled.pipeline.seedEnds(await fetchEndOffsets(admin, topic));
+    const purchases = purchasesOf('stalled-committed', 200);
+    await stalled.store.save(purchases);
+    // Published and committed; it froze before clearing its outbox entry.
+    await stalled.publisher.publish(purchases);
+
+    assert.deepEqual(await taker.recover(), {
+      entries: 1,
+      published: 0,
+      alreadyInTopic: 200,
+      failed: 0,
+      takenOver: 1,
+    });
+    const logged = logLines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .findLast((entry) => entry['msg'] === 'outbox recovered');
+    const scanned = Number(logged?.['scannedRecords']);
+    assert.ok(scanned > 0 && scanned <= 200, `read ${scanned} records: one partition's share`);
+    assertEachOnce(await countsInTopic(), purchases);
+  } finally {
+    await stalled.close();
+    await taker.close();
+  }
+});
+
+test('an instance whose new producer would resend a batch taken over meanwhile is refused', async () => {
+  const stalled = await ingestInstance(uniqueName('stalled'));
+  const taker = await ingestInstance(uniqueName('taker'));
+  try {
+    const first = purchasesOf('resent-first', 50);
+    const second = purchasesOf('resent-second', 50);
+    await stalled.store.save(first);
+    await stalled.store.save(second);
+    // Both batches saved; the instance froze before sending either.
+    assert.equal((await taker.recover()).takenOver, 2);
+    // Thawed, its producer is fenced: the first send fails and its producer is replaced.
+    await assert.rejects(stalled.publisher.publish(first), /epoch|fenced|unavailable|Kafka/i);
+    // The new producer would not be fenced: the guard sees the entry is gone.
+    await assert.rejects(stalled.publisher.publish(second), /outbox recovery holds/);
+    assertEachOnce(await countsInTopic(), [...first, ...second]);
+  } finally {
+    await stalled.close();
+    await taker.close();
+  }
+});
+
+test('a live instance keeps its entries: they are not taken over while it says it is alive', async () => {
+  const live = await ingestInstance(uniqueName('live'));
+  const other = await ingestInstance(uniqueName('other'));
+  try {
+    const purchases = purchasesOf('live-own', 20);
+    await live.store.save(purchases);
+    // Old enough to recover, from an owner that said it is alive within the takeover age.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await recordAlive(pool, live.instanceId);
+    assert.equal((await other.recover(1_000)).entries, 0, 'left to its owner');
+    assert.deepEqual(await live.recover(1_000), {
+      entries: 1,
+      published: 20,
+      alreadyInTopic: 0,
+      failed: 0,
+      takenOver: 0,
+    });
+    assertEachOnce(await countsInTopic(), purchases);
+  } finally {
+    await live.close();
+    await other.close();
+  }
 });

@@ -30,3 +30,16 @@ export const ensureTopic = async (admin: Admin, spec: TopicSpec): Promise<boolea
     throw translateKafkaError(error);
   }
 };
+
+/** Every partition's end offset (the next offset to be written), empty partitions too. */
+export const fetchEndOffsets = async (
+  admin: Admin,
+  topic: string,
+): Promise<Map<number, string>> => {
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map(({ partition, high }) => [partition, high]));
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};

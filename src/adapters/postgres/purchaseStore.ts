@@ -39,15 +39,34 @@ const toStored = (row: z.infer<typeof storedRow>): StoredPurchase => {
     : { ...stored, pendingPublish: true, pendingOutboxId: row.outbox_id };
 };
 
+/** Who writes the outbox entries of {@link createPurchaseStore}. */
+export interface PurchaseStoreOptions {
+  /** The ingest instance whose Kafka transactional ids publish the entries. */
+  readonly owner?: string;
+  /**
+   * Per partition, an offset the topic has reached (read before each save), recorded on
+   * the entry so that recovery reads the topic from there.
+   */
+  readonly scanFrom?: () => ReadonlyMap<number, string>;
+}
+
+const scanFromJson = (ends: ReadonlyMap<number, string> | undefined): string | null =>
+  ends === undefined || ends.size === 0 ? null : JSON.stringify(Object.fromEntries(ends));
+
 /**
  * Stores purchases with slonik: one multi-row insert and one outbox row per batch, in one
  * statement. An id repeated within a batch is stored as its first occurrence; it is then
  * in `inserted` (or `existing`, if stored before) and, for its later occurrences, in
  * `existing` as that first occurrence, so every purchase of the batch can be answered.
  */
-export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
+export const createPurchaseStore = (
+  pool: DatabasePool,
+  { owner, scanFrom }: PurchaseStoreOptions = {},
+): PurchaseStore => ({
   save: async (purchases: readonly Purchase[]): Promise<SaveResult> => {
     if (purchases.length === 0) return EMPTY;
+    // Read before the statement runs: offsets the topic had reached before it commits.
+    const from = scanFromJson(scanFrom?.());
     // Deduplicate here rather than in SQL: which occurrence wins is then defined (the
     // first), not whichever row unnest happens to offer PostgreSQL first.
     const unique = new Map<string, Purchase>();
@@ -81,8 +100,8 @@ export const createPurchaseStore = (pool: DatabasePool): PurchaseStore => ({
           ON CONFLICT (id) DO NOTHING
           RETURNING id
         ), entry AS (
-          INSERT INTO outbox (purchase_ids)
-          SELECT array_agg(input.id ORDER BY input.arrival)
+          INSERT INTO outbox (purchase_ids, owner, scan_from)
+          SELECT array_agg(input.id ORDER BY input.arrival), ${owner ?? null}::text, ${from}::jsonb
           FROM inserted JOIN input USING (id)
           HAVING count(*) > 0
           RETURNING batch_id
@@ -164,6 +183,34 @@ export const readOutboxBacklog = async (
       oldestAgeSeconds: Math.max(0, row.oldest_age_seconds),
       failing: row.failing,
     };
+  } catch (error) {
+    throw translatePostgresError(error);
+  }
+};
+
+const ownedRow = z.object({ id: z.string() });
+
+/**
+ * Which of `purchaseIds` are in outbox entries of `owner` that no recovery holds (entries
+ * a recovery has locked are skipped, not waited for). An instance whose producer was made
+ * ready after it saved a batch asks this before sending it: an entry found here can only
+ * be taken over later, by a recovery that fences that producer first.
+ */
+export const readOwnedPending = async (
+  pool: DatabasePool,
+  owner: string,
+  purchaseIds: readonly string[],
+): Promise<Set<string>> => {
+  if (purchaseIds.length === 0) return new Set();
+  try {
+    const rows = await pool.any(sql.type(ownedRow)`
+      SELECT u.id
+      FROM outbox o CROSS JOIN LATERAL unnest(o.purchase_ids) AS u(id)
+      WHERE o.owner = ${owner}
+        AND o.purchase_ids && ${sql.array(purchaseIds, 'text')}
+        AND u.id = ANY(${sql.array(purchaseIds, 'text')})
+      FOR SHARE OF o SKIP LOCKED`);
+    return new Set(rows.map((row) => row.id));
   } catch (error) {
     throw translatePostgresError(error);
   }

@@ -3,6 +3,7 @@ import { StoreUnavailableError } from '../../core/errors.ts';
 import {
   chunksOf,
   encodePurchaseEvent,
+  estimatedRecordBytes,
   PURCHASE_ID_HEADER,
   type PurchaseEvent,
 } from '../../core/purchaseEvent.ts';
@@ -108,7 +109,8 @@ export const createPurchasePublisher = ({
   };
 
   const connected = (): Promise<Producer> => {
-    current ??= (async () => {
+    if (current !== undefined) return current;
+    const made = (async () => {
       const producer = newProducer();
       try {
         await producer.connect();
@@ -123,7 +125,12 @@ export const createPurchasePublisher = ({
       generations.set(producer, generation);
       return producer;
     })();
-    return current;
+    current = made;
+    // One that could not connect is not kept: the next call makes a new one.
+    made.catch(() => {
+      if (current === made) current = undefined;
+    });
+    return made;
   };
 
   const discard = async (failed: Promise<Producer>) => {
@@ -225,13 +232,20 @@ export const createPurchasePublisher = ({
     }
     // A transaction with a refused send is aborted whole, so nothing of the call was
     // appended: it goes again in smaller sends, down to one purchase per send.
-    for (let limit = maxSendBytes; ; limit = Math.floor(limit / 2)) {
+    let limit = maxSendBytes;
+    for (;;) {
       try {
         await sendInTransaction(purchases, limit, only);
         return;
       } catch (error) {
-        const splittable = chunksOf(purchases, limit).some((chunk) => chunk.length > 1);
-        if (!isTooLarge(error) || !splittable) throw error;
+        const largest = Math.max(
+          ...chunksOf(purchases, limit).map((chunk) =>
+            chunk.length > 1 ? chunk.reduce((sum, p) => sum + estimatedRecordBytes(p), 0) : 0,
+          ),
+        );
+        if (!isTooLarge(error) || largest === 0) throw error;
+        // Half the largest send that was made, whatever the limit was (it may be unbounded).
+        limit = Math.floor(Math.min(limit, largest) / 2);
       }
     }
   };

@@ -106,6 +106,8 @@ export interface Cluster {
   /** Wallet processes started so far (running or not), in start order. */
   readonly wallets: readonly ServiceProcess[];
   startIngest(): Promise<ServiceProcess>;
+  /** Starts another ingest instance beside the first, on a port of its own. */
+  startExtraIngest(): Promise<{ readonly process: ServiceProcess; readonly url: string }>;
   startWallet(): Promise<ServiceProcess>;
   /** Kills the private Redis and starts it again, empty. */
   restartRedisEmpty(): Promise<void>;
@@ -193,6 +195,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     ...options.ingestEnv,
   };
   let ingest: ServiceProcess | undefined;
+  const extraIngests: ServiceProcess[] = [];
   const wallets: ServiceProcess[] = [];
   let starts = 0;
   let kafkaStopped = false;
@@ -251,6 +254,19 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       starts += 1;
       ingest = await startIngestProcess(ingestEnv, { logFile: `${logDir}/ingest-${starts}.log` });
       return ingest;
+    },
+    startExtraIngest: async () => {
+      starts += 1;
+      const port = await freePort();
+      const process = await startIngestProcess(
+        { ...ingestEnv, WS_PORT: String(port) },
+        {
+          name: `ingest-extra-${extraIngests.length + 1}`,
+          logFile: `${logDir}/ingest-extra-${extraIngests.length + 1}-${starts}.log`,
+        },
+      );
+      extraIngests.push(process);
+      return { process, url: `ws://127.0.0.1:${port}/ws` };
     },
     startWallet: async () => {
       starts += 1;
@@ -371,7 +387,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       await attempt(() => (kafkaStopped ? cluster.startKafka() : ensureKafka()));
       await attempt(() =>
         Promise.all(
-          [ingest, ...wallets].map((service) => {
+          [ingest, ...extraIngests, ...wallets].map((service) => {
             // A paused process would take SIGTERM only once resumed.
             service?.signal('SIGCONT');
             return service?.kill('SIGTERM') ?? Promise.resolve();

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { ROOT, run } from '../../scripts/infra.ts';
 import { eventually } from '../harness/eventually.ts';
 import { reliabilityLevel } from '../helpers.ts';
+import type { ServiceProcess } from '../harness/processes.ts';
 import { createCluster, type Cluster, type Offsets } from './cluster.ts';
 import { assertInvariants, checkInvariants, describeViolations } from './invariants.ts';
 import { startLoad, type Load } from './load.ts';
@@ -34,6 +35,8 @@ const settings = {
   afterMs: FULL ? 15_000 : 2_000,
   /** How long an outage lasts (Kafka down, connections cut, wallet paused). */
   faultMs: FULL ? 8_000 : 2_500,
+  /** How long a SIGSTOPped ingest stands still: past the 5 s takeover age. */
+  stallMs: FULL ? 15_000 : 9_000,
   resendDeadlineMs: FULL ? 180_000 : 90_000,
   catchUpTimeoutMs: FULL ? 180_000 : 90_000,
 };
@@ -56,6 +59,8 @@ interface FaultOutcome {
 interface Scenario {
   readonly cluster: Cluster;
   readonly load: Load;
+  /** Ingest instances started beside the cluster's own, each taking a share of the load. */
+  readonly extraIngests: readonly ServiceProcess[];
 }
 
 const show = (offsets: Offsets) =>
@@ -102,6 +107,7 @@ const scenario = async (
   name: string,
   wallets: number,
   fault: (s: Scenario) => Promise<FaultOutcome>,
+  { ingests = 1 }: { readonly ingests?: number } = {},
 ): Promise<void> => {
   const cluster = await createCluster({ name });
   let load: Load | undefined;
@@ -109,8 +115,11 @@ const scenario = async (
     // The first wallet marks the empty Redis initialised; later ones must find it so.
     await Promise.all([cluster.startIngest(), cluster.startWallet()]);
     for (let i = 1; i < wallets; i += 1) await cluster.startWallet();
+    const others: { readonly process: ServiceProcess; readonly url: string }[] = [];
+    for (let i = 1; i < ingests; i += 1) others.push(await cluster.startExtraIngest());
     load = startLoad({
       url: cluster.ingestUrl,
+      urls: [cluster.ingestUrl, ...others.map((instance) => instance.url)],
       clients: settings.clients,
       window: settings.window,
       ratePerClient: settings.ratePerClient,
@@ -118,7 +127,11 @@ const scenario = async (
     });
     await load.waitForAcks(100, 60_000);
     await sleep(settings.beforeMs);
-    const outcome = await fault({ cluster, load });
+    const outcome = await fault({
+      cluster,
+      load,
+      extraIngests: others.map((instance) => instance.process),
+    });
     await sleep(settings.afterMs);
     await load.stop();
     const recoveryMs = await outcome.recoveryMs;
@@ -169,6 +182,62 @@ test('ingest SIGKILLed under load and restarted', TIMEOUT, (t) =>
     load.markHealed(healedAt);
     await cluster.startIngest();
     return { recoveryMs: await load.firstAckSinceHealed(60_000) };
+  }),
+);
+
+test('two ingests, one SIGSTOPped under load past the takeover age, then resumed', TIMEOUT, (t) =>
+  scenario(
+    t,
+    'ingest-sigstop-takeover',
+    1,
+    async ({ cluster, extraIngests }) => {
+      const frozen = cluster.ingest;
+      const taker = extraIngests[0];
+      assert.ok(frozen !== undefined && taker !== undefined);
+      // The cluster's ingests take over after OUTBOX_MIN_AGE_MS (5 s) of silence.
+      frozen.signal('SIGSTOP');
+      await sleep(settings.stallMs);
+      const healedAt = Date.now();
+      frozen.signal('SIGCONT');
+      const tookOver = await eventually(
+        "the other instance took over the frozen one's outbox entries",
+        () => Promise.resolve(taker.logLine('outbox recovered') !== undefined),
+        { timeoutMs: 30_000, intervalMs: 200, onTimeout: 'resolve' },
+      );
+      return {
+        recoveryMs: Date.now() - healedAt,
+        extra: { stallMs: settings.stallMs },
+        check: () => {
+          assert.ok(tookOver);
+          assert.ok(
+            taker.logLine('taking over the outbox entries of a silent ingest instance') !==
+              undefined,
+            'the frozen instance was taken over (fenced) while it stood still',
+          );
+        },
+      };
+    },
+    { ingests: 2 },
+  ),
+);
+
+test('a valid frame too large for one Kafka batch, amid load', TIMEOUT, (t) =>
+  scenario(t, 'poison-frame', 1, async ({ load }) => {
+    // 1,000 purchases for a user id of 128 four-byte characters: a 541 KB frame, valid,
+    // whose records are past the broker's 1 MiB per batch.
+    const userId = '\u{1d11e}'.repeat(128);
+    const sentAt = Date.now();
+    await load.sendFrame(userId, 1_000);
+    const frame = () => [...load.purchases.values()].filter((p) => p.userId === userId);
+    const ackedAll = await eventually(
+      'every purchase of the large frame was acked',
+      () => Promise.resolve(frame().every((p) => p.acked)),
+      { timeoutMs: 60_000, intervalMs: 100, onTimeout: 'resolve' },
+    );
+    return {
+      recoveryMs: Date.now() - sentAt,
+      check: () => assert.ok(ackedAll, 'the large frame was acked on its first send'),
+    };
   }),
 );
 

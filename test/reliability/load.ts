@@ -34,6 +34,8 @@ export interface SentPurchase {
 /** Settings of a load. */
 export interface LoadOptions {
   readonly url: string;
+  /** When given, connections go to these in turn instead (several ingest instances). */
+  readonly urls?: readonly string[];
   readonly clients: number;
   /** Unacked purchases each client keeps in flight at most. */
   readonly window: number;
@@ -91,6 +93,11 @@ export interface Load {
   firstAckSinceHealed(timeoutMs: number): Promise<number>;
   /** Stops sending, waits (bounded) for the replies still due, closes the connections. */
   stop(timeoutMs?: number): Promise<void>;
+  /**
+   * Sends one array frame of `count` purchases for `userId` on a connection of its own,
+   * counted with the rest; resolves once it is sent.
+   */
+  sendFrame(userId: string, count: number): Promise<void>;
   /** Re-sends every unacked purchase, same id and contents, until each is acked (bounded). */
   resendUnacked(deadlineMs: number): Promise<ResendSummary>;
   summary(): LoadSummary;
@@ -184,9 +191,13 @@ export const startLoad = (options: LoadOptions): Load => {
     }
   };
 
+  const urls = options.urls ?? [options.url];
+  let opened = 0;
   /** Opens a connection whose replies are matched to its frames in order. */
   const open = (resend: boolean): Connection => {
-    const socket = new WebSocket(options.url, { perMessageDeflate: false });
+    const url = urls[opened % urls.length] ?? options.url;
+    opened += 1;
+    const socket = new WebSocket(url, { perMessageDeflate: false });
     const connection: Connection = {
       socket,
       pending: [],
@@ -336,7 +347,35 @@ export const startLoad = (options: LoadOptions): Load => {
     );
   };
 
+  let extraFrames = 0;
   const load: Load = {
+    sendFrame: async (userId, count) => {
+      extraFrames += 1;
+      const frame = Array.from({ length: count }, (_, n): SentPurchase => {
+        const cents = 100 + n;
+        const purchase: SentPurchase = {
+          id: `${tag}-frame-${extraFrames}-${n}`,
+          userId,
+          cents,
+          amount: centsToDecimal(cents),
+          firstFate: 'pending',
+          firstCode: undefined,
+          acked: false,
+          newAcks: 0,
+          duplicateAcks: 0,
+          sends: 0,
+          lastCode: undefined,
+        };
+        purchases.set(purchase.id, purchase);
+        return purchase;
+      });
+      const connection = open(false);
+      await new Promise<void>((resolve, reject) => {
+        connection.socket.once('open', () => resolve());
+        connection.socket.once('error', reject);
+      });
+      sendFrame(connection, { array: true, purchases: frame });
+    },
     purchases,
     get ackedCount() {
       return ackedCount;

@@ -11,7 +11,7 @@ ALTER TABLE outbox
   ADD COLUMN owner     text,
   ADD COLUMN scan_from jsonb;
 
--- The ingest instances alive, as each says every few seconds. An instance's entries are
+-- The ingest instances alive, as each says every second. An instance's entries are
 -- taken over by another only once it has been silent for the takeover age; fencing, not
 -- this table, is what makes a takeover safe, so a wrong clock costs time, never money.
 CREATE TABLE ingest_instances (

@@ -83,14 +83,15 @@ export const createTakeOver = ({ instanceId, newPublisher, pipeline, logger }: T
   return { takeOver, close: () => own.close() };
 };
 
-// Liveness is recorded at least this often, and several times per takeover age.
-const MAX_HEARTBEAT_MS = 5_000;
-const MIN_HEARTBEAT_MS = 250;
+// Liveness is recorded every second, or more often for a takeover age under 4 s: instances
+// may run with different takeover ages, and the shortest must not see a live one silent.
+const MAX_HEARTBEAT_MS = 1_000;
+const MIN_HEARTBEAT_MS = 100;
 
 /**
  * Publishes what PostgreSQL committed and Kafka may lack, at start and periodically: this
  * instance's entries, and those of instances silent for `minAgeMs`, which it fences
- * first. Says every few seconds, in `ingest_instances`, that this instance is alive. A run
+ * first. Says every second, in `ingest_instances`, that this instance is alive. A run
  * still going (a long topic scan) is not joined by another behind it.
  */
 export const startOutboxRelay = (config: OutboxRelayConfig): OutboxRelay => {
@@ -108,7 +109,7 @@ export const startOutboxRelay = (config: OutboxRelayConfig): OutboxRelay => {
     );
   const heartbeatMs = Math.max(
     MIN_HEARTBEAT_MS,
-    Math.min(MAX_HEARTBEAT_MS, config.intervalMs, Math.floor(config.minAgeMs / 4)),
+    Math.min(MAX_HEARTBEAT_MS, Math.floor(config.minAgeMs / 4)),
   );
   const heartbeat = setInterval(() => void beat(), heartbeatMs);
   heartbeat.unref();

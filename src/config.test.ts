@@ -79,3 +79,10 @@ test('the status page is on by default and can be turned off', () => {
   assert.equal(loadConfig({ INGEST_STATUS_PAGE: 'off' }).ingest.statusPage, false);
   assert.throws(() => loadConfig({ INGEST_STATUS_PAGE: 'maybe' }), /INGEST_STATUS_PAGE/);
 });
+
+test('each process gets an ingest instance id of its own unless one is set', () => {
+  assert.notEqual(loadConfig({}).ingest.instanceId, loadConfig({}).ingest.instanceId);
+  assert.equal(loadConfig({ INGEST_INSTANCE_ID: 'ingest-a.1' }).ingest.instanceId, 'ingest-a.1');
+  // It goes into Kafka transactional ids and PostgreSQL rows: no spaces, no slashes.
+  assert.throws(() => loadConfig({ INGEST_INSTANCE_ID: 'a b/c' }), ConfigError);
+});

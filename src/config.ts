@@ -71,7 +71,7 @@ const settingsShape = z.object({
   INGEST_INSTANCE_ID: z
     .string()
     .regex(/^[\w.-]{1,100}$/, 'letters, digits, ".", "_" or "-", at most 100')
-    .default(() => randomUUID()),
+    .optional(),
   OUTBOX_RECOVERY_INTERVAL_MS: positiveInt.default(15_000),
   OUTBOX_MIN_AGE_MS: z.coerce.number().int().min(0).default(60_000),
 });
@@ -191,7 +191,7 @@ export const loadConfig = (
       durableDeadlineMs: s.INGEST_DURABLE_DEADLINE_MS,
       pingIntervalMs: s.INGEST_PING_INTERVAL_MS,
       shutdownTimeoutMs: s.INGEST_SHUTDOWN_TIMEOUT_MS,
-      instanceId: s.INGEST_INSTANCE_ID,
+      instanceId: s.INGEST_INSTANCE_ID ?? randomUUID(),
       statusPage: s.INGEST_STATUS_PAGE === 'on',
     },
     outbox: { recoveryIntervalMs: s.OUTBOX_RECOVERY_INTERVAL_MS, minAgeMs: s.OUTBOX_MIN_AGE_MS },

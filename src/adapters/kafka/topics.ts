@@ -31,15 +31,25 @@ export const ensureTopic = async (admin: Admin, spec: TopicSpec): Promise<boolea
   }
 };
 
-/** Every partition's end offset (the next offset to be written), empty partitions too. */
+/**
+ * Every partition's end offset (the next offset to be written), empty partitions too.
+ * Right after a topic is created its partitions may have no leader yet: a refusal Kafka
+ * calls retriable is asked again, for up to `waitMs`.
+ */
 export const fetchEndOffsets = async (
   admin: Admin,
   topic: string,
+  waitMs = 15_000,
 ): Promise<Map<number, string>> => {
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    return new Map(offsets.map(({ partition, high }) => [partition, high]));
-  } catch (error) {
-    throw translateKafkaError(error);
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return new Map(offsets.map(({ partition, high }) => [partition, high]));
+    } catch (error) {
+      const retriable = error instanceof Error && 'retriable' in error && error.retriable === true;
+      if (!retriable || Date.now() > deadline) throw translateKafkaError(error);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 };

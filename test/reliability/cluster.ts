@@ -96,6 +96,8 @@ export interface Cluster {
   readonly databaseName: string;
   readonly databaseUrl: string;
   readonly redisUrl: string;
+  /** The first ingest's instance id (the same across its restarts). */
+  readonly ingestInstanceId: string;
   /** The WebSocket URL; the same port across ingest restarts. */
   readonly ingestUrl: string;
   readonly kafka: Kafka;
@@ -192,6 +194,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     OUTBOX_MIN_AGE_MS: '5000',
     OUTBOX_RECOVERY_INTERVAL_MS: '1000',
     INGEST_SHUTDOWN_TIMEOUT_MS: '30000',
+    INGEST_INSTANCE_ID: `${name}-ingest`,
     ...options.ingestEnv,
   };
   let ingest: ServiceProcess | undefined;
@@ -242,6 +245,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     databaseName,
     databaseUrl: database.url,
     redisUrl: redisServer.url,
+    ingestInstanceId: `${name}-ingest`,
     ingestUrl: `ws://127.0.0.1:${wsPort}/ws`,
     kafka,
     logDir,
@@ -259,7 +263,11 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       starts += 1;
       const port = await freePort();
       const process = await startIngestProcess(
-        { ...ingestEnv, WS_PORT: String(port) },
+        {
+          ...ingestEnv,
+          WS_PORT: String(port),
+          INGEST_INSTANCE_ID: `${name}-ingest-extra-${extraIngests.length + 1}`,
+        },
         {
           name: `ingest-extra-${extraIngests.length + 1}`,
           logFile: `${logDir}/ingest-extra-${extraIngests.length + 1}-${starts}.log`,

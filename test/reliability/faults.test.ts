@@ -194,26 +194,41 @@ test('two ingests, one SIGSTOPped under load past the takeover age, then resumed
       const frozen = cluster.ingest;
       const taker = extraIngests[0];
       assert.ok(frozen !== undefined && taker !== undefined);
-      // The cluster's ingests take over after OUTBOX_MIN_AGE_MS (5 s) of silence.
-      frozen.signal('SIGSTOP');
-      await sleep(settings.stallMs);
-      const healedAt = Date.now();
-      frozen.signal('SIGCONT');
+      // Frozen while it holds a batch it committed and has not cleared from the outbox,
+      // which the other must then take over (after OUTBOX_MIN_AGE_MS, 5 s, of silence).
+      const pool = await cluster.pool();
+      const holds = async () =>
+        (await pool.oneFirst(
+          sql.type(z.object({ n: z.number() }))`
+            SELECT count(*)::int AS n FROM outbox WHERE owner = ${cluster.ingestInstanceId}`,
+        )) > 0;
+      let frozenAt: number | undefined;
+      try {
+        for (let tries = 0; ; tries += 1) {
+          frozenAt = Date.now();
+          frozen.signal('SIGSTOP');
+          if ((await holds()) || tries >= 200) break;
+          frozen.signal('SIGCONT');
+          await sleep(20);
+        }
+      } finally {
+        await pool.end();
+      }
+      const takeover = 'taking over the outbox entries of a silent ingest instance';
       const tookOver = await eventually(
         "the other instance took over the frozen one's outbox entries",
-        () => Promise.resolve(taker.logLine('outbox recovered') !== undefined),
-        { timeoutMs: 30_000, intervalMs: 200, onTimeout: 'resolve' },
+        () => Promise.resolve(taker.logLine(takeover) !== undefined),
+        { timeoutMs: settings.stallMs, intervalMs: 100, onTimeout: 'resolve' },
       );
+      const takeoverMs = Date.now() - (frozenAt ?? Date.now());
+      await sleep(Math.max(0, settings.stallMs - takeoverMs));
+      frozen.signal('SIGCONT');
       return {
-        recoveryMs: Date.now() - healedAt,
+        // From the freeze to the takeover (fencing included).
+        recoveryMs: takeoverMs,
         extra: { stallMs: settings.stallMs },
         check: () => {
-          assert.ok(tookOver);
-          assert.ok(
-            taker.logLine('taking over the outbox entries of a silent ingest instance') !==
-              undefined,
-            'the frozen instance was taken over (fenced) while it stood still',
-          );
+          assert.ok(tookOver, 'the frozen instance was taken over (fenced) while it stood still');
         },
       };
     },

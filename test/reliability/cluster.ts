@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
-import { offsetField } from '../../src/adapters/redis/walletKeys.ts';
+import { offsetField, userIdOfKey } from '../../src/adapters/redis/walletKeys.ts';
 import { isServing, ROOT, run } from '../../scripts/infra.ts';
 import { eventually } from '../harness/eventually.ts';
 import {
@@ -340,7 +340,9 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       const redis = cluster.redis();
       try {
         const applied: Offsets = new Map();
-        const keys = await redis.keys('wallet:{*}');
+        const keys = (await redis.keys('wallet:{b*}:*')).filter(
+          (key) => userIdOfKey(key) !== undefined,
+        );
         const pipeline = redis.pipeline();
         for (const key of keys) pipeline.hgetall(key);
         const results = (await pipeline.exec()) ?? [];

@@ -14,6 +14,22 @@ export interface ConsumedBatch<R> {
   readonly topic: string;
   readonly partition: number;
   readonly records: readonly ConsumedRecord[];
+  /**
+   * The first offset the fetch returned, transaction markers included: where the batch
+   * continues from. The first record's offset when not given.
+   */
+  readonly fromOffset?: string;
+  /**
+   * One past the last offset the fetch returned, transaction markers included: where the
+   * next fetch begins, and the offset to commit. One past the last record when not given.
+   */
+  readonly nextOffset?: string;
+  /**
+   * Which assignment of the partition to this consumer the batch came in: a new number
+   * after every rebalance, so that a batch is known to follow the previous one only
+   * within the same assignment. 0 when not given.
+   */
+  readonly assignment?: number;
 }
 
 /** A record that is not a purchase event, and why. */

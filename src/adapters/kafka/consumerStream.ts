@@ -22,6 +22,12 @@ export const consumeBatches = (
 ): Observable<ConsumedBatch<Settle>> =>
   new Observable((subscriber) => {
     const waiting = new Set<Settle>();
+    // Each join of the group is a new assignment of its partitions: batches of one follow
+    // each other, while the first of the next may come after records others consumed.
+    let assignment = 0;
+    const joined = consumer.on(consumer.events.GROUP_JOIN, () => {
+      assignment += 1;
+    });
     consumer
       .run({
         autoCommit: false,
@@ -30,6 +36,7 @@ export const consumeBatches = (
         eachBatch: async (payload) => {
           const { batch } = payload;
           if (batch.isEmpty()) return;
+          const taken = assignment;
           const beating = setInterval(
             () => void payload.heartbeat().catch(() => undefined),
             HEARTBEAT_EVERY_MS,
@@ -44,6 +51,11 @@ export const consumeBatches = (
                 },
                 topic: batch.topic,
                 partition: batch.partition,
+                // Offsets of transaction markers and aborted records count: the batch
+                // covers them, and the next fetch begins after them.
+                fromOffset: batch.firstOffset() ?? batch.messages[0]?.offset,
+                nextOffset: (BigInt(batch.lastOffset()) + 1n).toString(),
+                assignment: taken,
                 records: batch.messages.map((message) => ({
                   offset: message.offset,
                   key: message.key === null ? null : message.key.toString('utf8'),
@@ -60,6 +72,7 @@ export const consumeBatches = (
       })
       .catch((error: unknown) => subscriber.error(translateKafkaError(error)));
     return () => {
+      joined();
       // Batches still waiting are released unapplied and uncommitted: they come again.
       for (const settle of waiting) settle();
     };

@@ -1,7 +1,7 @@
 // The ports: the only view src/streams has of the stores. Adapters implement them;
 // tests and users may implement them with fakes (see src/testing).
 import type { Purchase } from './purchase.ts';
-import type { PoisonRecord, WalletRecord } from './records.ts';
+import type { ConsumedRecord, PoisonRecord, WalletRecord } from './records.ts';
 
 /** What PostgreSQL made of one batch. */
 export interface SaveResult {
@@ -139,6 +139,24 @@ export interface WalletStore {
   isInitialised(topic: string): Promise<boolean>;
   /** Records that this store now holds (or is rebuilding) the totals of `topic`. */
   markInitialised(topic: string): Promise<void>;
+}
+
+/** One fetch's worth of a stretch of a partition, as {@link PartitionReader} reads it. */
+export interface PartitionPage {
+  /** The records of the stretch in this fetch, in offset order. */
+  readonly records: readonly ConsumedRecord[];
+  /** One past the last offset the page covers, transaction markers included. */
+  readonly next: string;
+}
+
+/** Reads stretches of the event log (Kafka) again, as the wallet's repairs do. */
+export interface PartitionReader {
+  /**
+   * The records of `partition` at offsets from `from` up to `to` (excluded), one page per
+   * fetch, read as the wallet's consumer reads them (committed transactions only); the
+   * last page's `next` is `to`. Pages come as they are asked for.
+   */
+  read(topic: string, partition: number, from: string, to: string): AsyncIterable<PartitionPage>;
 }
 
 /** Where records that are not purchase events go (a Kafka dead-letter topic). */

@@ -22,6 +22,19 @@ interface Offered {
   readonly taken: () => void;
 }
 
+const lowWatermark = async (kafka: Kafka, topic: string, partition: number): Promise<bigint> => {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return BigInt(offsets.find((o) => o.partition === partition)?.low ?? '0');
+  } catch (error) {
+    throw translateKafkaError(error);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+};
+
 /**
  * Reads `[from, to)` of one partition through a throw-away consumer group (kafkajs seeks
  * only within a group), one page per fetch, each fetch held until its page is taken.
@@ -39,6 +52,15 @@ async function* readPartition(
   const { to } = range;
   let cursor = range.from;
   if (cursor >= to) return;
+  // Below the low watermark there is nothing to read (retention removed it); a seek there
+  // would be out of range.
+  const low = await lowWatermark(kafka, topic, partition);
+  if (low > cursor) cursor = low;
+  if (cursor >= to) {
+    yield { records: [], next: to.toString() };
+    return;
+  }
+  const start = cursor;
   const queue: Offered[] = [];
   const holding = new Set<() => void>();
   let failure: Error | undefined;
@@ -122,7 +144,7 @@ async function* readPartition(
     });
     await running.catch(fail);
     // kafkajs takes seeks only once `run` has created the group membership.
-    consumer.seek({ topic, partition, offset: range.from.toString() });
+    consumer.seek({ topic, partition, offset: start.toString() });
     for (;;) {
       const offered = queue.shift();
       if (offered !== undefined) {

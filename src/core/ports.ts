@@ -159,6 +159,15 @@ export interface PartitionReader {
   read(topic: string, partition: number, from: string, to: string): AsyncIterable<PartitionPage>;
 }
 
+/** Brings buckets that lost records of a partition back up (the wallet's repair). */
+export interface BucketRepairer {
+  /**
+   * Re-applies to the `lost` buckets of `partition` what they lack up to `to`; resolves
+   * once each of their markers has reached it.
+   */
+  repair(topic: string, partition: number, lost: readonly LostBucket[], to: string): Promise<void>;
+}
+
 /** Where records that are not purchase events go (a Kafka dead-letter topic). */
 export interface DeadLetterPublisher {
   /** Publishes the records with their origin and reason; resolves once acknowledged. */

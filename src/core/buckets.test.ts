@@ -12,6 +12,10 @@ test('a user id always falls in the same bucket, by FNV-1a of its UTF-8 bytes', 
   let hash = 0x811c9dc5;
   for (const byte of [0xc3, 0xa9]) hash = Math.imul(hash ^ byte, 0x01000193);
   assert.equal(bucketOf('é'), (hash >>> 0) % 64);
+  // The same bytes whether the id is ASCII throughout or not.
+  hash = 0x811c9dc5;
+  for (const byte of Buffer.from('user-😀-x', 'utf8')) hash = Math.imul(hash ^ byte, 0x01000193);
+  assert.equal(bucketOf('user-😀-x'), (hash >>> 0) % 64);
   assert.equal(bucketOf('user-42'), bucketOf('user-42'));
 });
 

@@ -20,6 +20,17 @@ const encoder = new TextEncoder();
  */
 export const bucketOf = (userId: string): number => {
   let hash = FNV_OFFSET;
+  // Every read computes it: an ASCII id (most are) is hashed without encoding it first.
+  for (let i = 0; i < userId.length; i += 1) {
+    const code = userId.charCodeAt(i);
+    if (code >= 0x80) return utf8BucketOf(userId);
+    hash = Math.imul(hash ^ code, FNV_PRIME);
+  }
+  return (hash >>> 0) % WALLET_BUCKETS;
+};
+
+const utf8BucketOf = (userId: string): number => {
+  let hash = FNV_OFFSET;
   for (const byte of encoder.encode(userId)) {
     hash = Math.imul(hash ^ byte, FNV_PRIME);
   }

@@ -69,6 +69,8 @@ export interface WalletGaugeSources {
     | readonly { readonly topic: string; readonly partition: number; readonly lag: number }[]
     | undefined
   >;
+  /** Buckets whose totals are incomplete now (Redis lost some of their writes). */
+  readonly incompleteBuckets?: () => number;
 }
 
 /** The outbox gauges, from one query per scrape. */
@@ -216,6 +218,24 @@ export const createWalletMetrics = (
       for (const { topic, partition, lag } of lags ?? []) {
         this.set({ topic, partition: String(partition) }, lag);
       }
+    },
+  }),
+  bucketLosses: new Counter({
+    name: 'spendstream_wallet_bucket_losses_total',
+    help:
+      "Losses found in the wallet's Redis: a bucket short of records of a partition it had " +
+      'applied (a snapshot or replica behind, an eviction), by bucket and partition',
+    labelNames: ['bucket', 'partition'] as const,
+    registers: [registry],
+  }),
+  bucketsIncomplete: new Gauge({
+    name: 'spendstream_wallet_buckets_incomplete',
+    help:
+      'Buckets being repaired after a loss: GetBalance answers UNAVAILABLE for their users ' +
+      'until they are',
+    registers: [registry],
+    collect() {
+      if (sources?.incompleteBuckets !== undefined) this.set(sources.incompleteBuckets());
     },
   }),
   grpcCalls: new Counter({

@@ -62,6 +62,19 @@ export class StoreUnavailableError extends SpendstreamError {
   }
 }
 
+/**
+ * The totals of a bucket's users are incomplete (the store lost some of its writes and the
+ * bucket is being replayed): worth asking again once it is repaired.
+ */
+export class TotalsIncompleteError extends SpendstreamError {
+  readonly bucket: number;
+
+  constructor(bucket: number, message: string, options: SpendstreamErrorOptions = {}) {
+    super('unavailable', message, { retryable: true, ...options });
+    this.bucket = bucket;
+  }
+}
+
 /** Narrows an unknown thrown value to a {@link SpendstreamError}. */
 export const isSpendstreamError = (error: unknown): error is SpendstreamError =>
   error instanceof SpendstreamError;

@@ -1,7 +1,7 @@
 // The ports: the only view src/streams has of the stores. Adapters implement them;
 // tests and users may implement them with fakes (see src/testing).
 import type { Purchase } from './purchase.ts';
-import type { PoisonRecord, WalletRecord } from './records.ts';
+import type { ConsumedRecord, PoisonRecord, WalletRecord } from './records.ts';
 
 /** What PostgreSQL made of one batch. */
 export interface SaveResult {
@@ -78,20 +78,110 @@ export interface BalanceReader {
   totalCents(userId: string): Promise<number>;
 }
 
+/** Where one partition's records in a call to {@link WalletStore.apply} begin and end. */
+export interface PartitionSpan {
+  readonly partition: number;
+  /**
+   * Where the records continue from: every bucket must already hold each record of the
+   * partition before this offset, or it is reported lost and left untouched.
+   */
+  readonly from: string;
+  /** One past them (the offset committed next): every bucket's marker is raised to it. */
+  readonly to: string;
+}
+
+/** How {@link WalletStore.apply} applies a call's records. */
+export interface ApplyOptions {
+  /**
+   * Per partition, where the records begin and end; checked against, then raised on,
+   * every bucket's marker. Without spans no marker is checked or moved.
+   */
+  readonly spans?: readonly PartitionSpan[];
+  /**
+   * Only these buckets, as a repair does: records of other buckets' users are left out,
+   * and every user seen is entered in its bucket's register again.
+   */
+  readonly buckets?: readonly number[];
+}
+
+/** A bucket found short of records it had held; the call applied nothing to it. */
+export interface LostBucket {
+  readonly bucket: number;
+  readonly partition: number;
+  /** The bucket's marker now: it holds every record of the partition before this offset. */
+  readonly marker: string;
+  /**
+   * `behind`: the marker is below the span's `from` (writes lost, as a snapshot or a
+   * replica behind loses them); `user`: a user it had is gone, so the store has put every
+   * marker of the bucket back to 0, to be replayed from the start.
+   */
+  readonly reason: 'behind' | 'user';
+}
+
+/** What {@link WalletStore.apply} did. */
+export interface ApplyResult {
+  /** Records added to their user's total. */
+  readonly applied: number;
+  /** Records at or below their user's offset: applied before. */
+  readonly skipped: number;
+  /** Buckets that lost records; their records in the call are in neither count. */
+  readonly lost: readonly LostBucket[];
+}
+
+/**
+ * Per bucket, its marker of each partition asked for ('0' where it has none yet), or
+ * undefined for a bucket whose own state is gone.
+ */
+export type BucketMarkers = ReadonlyMap<number, ReadonlyMap<number, string> | undefined>;
+
 /** Per-user totals in integer cents, with exactly-once application (Redis). */
 export interface WalletStore {
   /**
-   * Applies records (any partitions of `topic`) in one pipelined round trip; per user,
-   * atomically, skipping records at or below that user's last applied offset for their partition.
+   * Applies records (any partitions of `topic`) in one pipelined round trip, atomically per
+   * bucket: skips records at or below their user's last applied offset for the partition,
+   * and with `spans` checks and raises every bucket's markers (see {@link ApplyOptions}).
    */
   apply(
     topic: string,
     records: readonly WalletRecord[],
-  ): Promise<{ applied: number; skipped: number }>;
-  /** Whether this Redis holds the totals of `topic` (false after data loss or on first start). */
+    options?: ApplyOptions,
+  ): Promise<ApplyResult>;
+  /** Every bucket's markers of `partitions` of `topic`. */
+  readMarkers(topic: string, partitions: readonly number[]): Promise<BucketMarkers>;
+  /**
+   * Whether this store holds the totals of `topic` in its current layout (false after data
+   * loss, on first start, or for totals kept in an older layout).
+   */
   isInitialised(topic: string): Promise<boolean>;
-  /** Records that this Redis now holds (or is rebuilding) the totals of `topic`. */
+  /** Records that this store now holds (or is rebuilding) the totals of `topic`. */
   markInitialised(topic: string): Promise<void>;
+}
+
+/** One fetch's worth of a stretch of a partition, as {@link PartitionReader} reads it. */
+export interface PartitionPage {
+  /** The records of the stretch in this fetch, in offset order. */
+  readonly records: readonly ConsumedRecord[];
+  /** One past the last offset the page covers, transaction markers included. */
+  readonly next: string;
+}
+
+/** Reads stretches of the event log (Kafka) again, as the wallet's repairs do. */
+export interface PartitionReader {
+  /**
+   * The records of `partition` at offsets from `from` up to `to` (excluded), one page per
+   * fetch, read as the wallet's consumer reads them (committed transactions only); the
+   * last page's `next` is `to`. Pages come as they are asked for.
+   */
+  read(topic: string, partition: number, from: string, to: string): AsyncIterable<PartitionPage>;
+}
+
+/** Brings buckets that lost records of a partition back up (the wallet's repair). */
+export interface BucketRepairer {
+  /**
+   * Re-applies to the `lost` buckets of `partition` what they lack up to `to`; resolves
+   * once each of their markers has reached it.
+   */
+  repair(topic: string, partition: number, lost: readonly LostBucket[], to: string): Promise<void>;
 }
 
 /** Where records that are not purchase events go (a Kafka dead-letter topic). */

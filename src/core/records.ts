@@ -15,11 +15,23 @@ export interface ConsumedBatch<R> {
   readonly partition: number;
   readonly records: readonly ConsumedRecord[];
   /**
-   * The offset to commit once the batch is applied: past its last record and past what the
-   * consumer read but does not show (transaction markers, aborted records). One past the
-   * last record when absent; a batch may then have no records at all.
+   * The first offset the fetch returned, transaction markers included: where the batch
+   * continues from. The first record's offset when not given.
+   */
+  readonly fromOffset?: string;
+  /**
+   * One past the last offset the fetch returned, transaction markers included: where the
+   * next fetch begins, and the offset to commit. One past the last record when not given;
+   * when given, the batch may hold no records at all (a fetch of nothing but transaction
+   * markers and aborted records).
    */
   readonly nextOffset?: string;
+  /**
+   * Which assignment of the partition to this consumer the batch came in: a new number
+   * after every rebalance, so that a batch is known to follow the previous one only
+   * within the same assignment. 0 when not given.
+   */
+  readonly assignment?: number;
 }
 
 /** A record that is not a purchase event, and why. */

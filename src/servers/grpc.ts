@@ -13,7 +13,7 @@ import { load, type MessageTypeDefinition, type PackageDefinition } from '@grpc/
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { BalanceReader } from '../core/ports.ts';
-import { isSpendstreamError } from '../core/errors.ts';
+import { isSpendstreamError, TotalsIncompleteError } from '../core/errors.ts';
 import { createThrottledLog, type Logger } from '../logger.ts';
 import { centsToDecimal, MAX_USER_ID_LENGTH, userIdProblem } from '../core/purchase.ts';
 import { callMetricsInterceptor, type GrpcCallMetrics } from './grpcMetrics.ts';
@@ -40,10 +40,11 @@ export interface GrpcServerDeps {
   /** Whether the service is healthy now: the health status until `setServing` changes it. */
   readonly isServing: () => boolean;
   /**
-   * Whether the store holds every total (false while a rebuild replays the topic): until
-   * then GetBalance answers UNAVAILABLE rather than a partial total. True unless given.
+   * Whether the store holds the user's whole total (false while a rebuild replays the
+   * topic, or a repair the user's bucket): until then GetBalance answers UNAVAILABLE
+   * rather than a partial total. True unless given.
    */
-  readonly totalsComplete?: () => boolean;
+  readonly totalsComplete?: (userId: string) => boolean;
   readonly logger: Logger;
   /** Counts every call by method and status, with its duration. */
   readonly metrics?: GrpcCallMetrics;
@@ -242,7 +243,7 @@ export const startGrpcServer = async (
       callback({ code: status.INVALID_ARGUMENT, details: invalid });
       return;
     }
-    if (deps.totalsComplete?.() === false) {
+    if (deps.totalsComplete?.(userId) === false) {
       callback({ code: status.UNAVAILABLE, details: REBUILDING_DETAILS });
       return;
     }
@@ -263,6 +264,11 @@ export const startGrpcServer = async (
           return;
         case 'error': {
           const { error } = outcome;
+          // The user's bucket is being repaired: no outage, and the caller is told why.
+          if (error instanceof TotalsIncompleteError) {
+            callback({ code: status.UNAVAILABLE, details: REBUILDING_DETAILS });
+            return;
+          }
           if (isSpendstreamError(error) && error.retryable) {
             outage('balance store unavailable', { error });
             callback({ code: status.UNAVAILABLE, details: UNAVAILABLE_DETAILS });

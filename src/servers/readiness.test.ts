@@ -59,3 +59,14 @@ test('readiness is ok only when every check passes; a throwing check counts as f
     checks: { a: 'ok', b: 'unavailable', c: 'unavailable' },
   });
 });
+
+test('a check that passes in part is reported as partial and keeps readiness ok', async () => {
+  assert.deepEqual(
+    await checkReadiness({ a: () => true, b: () => Promise.resolve('partial' as const) }),
+    { status: 'ok', checks: { a: 'ok', b: 'partial' } },
+  );
+  assert.deepEqual(await checkReadiness({ a: () => 'partial', b: () => false }), {
+    status: 'unavailable',
+    checks: { a: 'partial', b: 'unavailable' },
+  });
+});

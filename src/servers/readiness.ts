@@ -1,10 +1,14 @@
 import type { HttpRoute } from './http.ts';
 
-/** One readiness check: whether a dependency serves now. Thrown errors count as false. */
-export type ReadinessCheck = () => boolean | Promise<boolean>;
+/**
+ * One readiness check: whether a dependency serves now, or serves only in part
+ * (`'partial'`: reported, yet no reason to send the work elsewhere). Thrown errors count
+ * as false.
+ */
+export type ReadinessCheck = () => boolean | 'partial' | Promise<boolean | 'partial'>;
 
 /** A check's state in a `/readyz` reply. */
-export type CheckState = 'ok' | 'unavailable';
+export type CheckState = 'ok' | 'partial' | 'unavailable';
 
 /** The body of a `/readyz` reply. */
 export interface ReadinessReport {
@@ -80,25 +84,28 @@ export const checkReadiness = async (
   checks: Readonly<Record<string, ReadinessCheck>>,
 ): Promise<ReadinessReport> => {
   const names = Object.keys(checks);
-  const passed = await Promise.all(
-    names.map(async (name) => {
+  const results = await Promise.all(
+    names.map(async (name): Promise<CheckState> => {
       try {
-        return (await checks[name]?.()) === true;
+        const result = await checks[name]?.();
+        return result === true ? 'ok' : result === 'partial' ? 'partial' : 'unavailable';
       } catch {
-        return false;
+        return 'unavailable';
       }
     }),
   );
   const states: Record<string, CheckState> = {};
   names.forEach((name, i) => {
-    states[name] = passed[i] === true ? 'ok' : 'unavailable';
+    states[name] = results[i] ?? 'unavailable';
   });
-  return { status: passed.every(Boolean) ? 'ok' : 'unavailable', checks: states };
+  const ready = results.every((state) => state !== 'unavailable');
+  return { status: ready ? 'ok' : 'unavailable', checks: states };
 };
 
 /**
  * `/readyz`: `{"status":"ok"|"unavailable","checks":{...}}`, 200 when every check passes
- * and 503 otherwise, so a load balancer or orchestrator stops sending work here.
+ * (in part or whole) and 503 otherwise, so a load balancer or orchestrator stops sending
+ * work here.
  */
 export const readinessRoute =
   (checks: Readonly<Record<string, ReadinessCheck>>): HttpRoute =>

@@ -97,7 +97,9 @@ export const instrumentWalletStore = (
 ): WalletStore => {
   const timed = stageTimer(metrics, 'apply', logger);
   return {
-    apply: (topic, records) => timed(records.length, () => store.apply(topic, records)),
+    apply: (topic, records, options) =>
+      timed(records.length, () => store.apply(topic, records, options)),
+    readMarkers: (topic, partitions) => store.readMarkers(topic, partitions),
     isInitialised: (topic) => store.isInitialised(topic),
     markInitialised: (topic) => store.markInitialised(topic),
   };

@@ -6,17 +6,25 @@ import { createIdempotentProducer } from '../adapters/kafka/producer.ts';
 import { decodePurchaseEvent } from '../core/purchaseEvent.ts';
 import { createRedis, pingRedis } from '../adapters/redis/client.ts';
 import { consumeBatches, createWalletConsumer } from '../adapters/kafka/consumerStream.ts';
-import { fetchConsumerLag, hasCommittedUpTo } from '../adapters/kafka/groupAdmin.ts';
+import {
+  fetchCommittedOffsets,
+  fetchConsumerLag,
+  hasCommittedUpTo,
+} from '../adapters/kafka/groupAdmin.ts';
+import { createPartitionReader } from '../adapters/kafka/partitionReader.ts';
 import { clearRebuild, readRebuild } from '../adapters/redis/rebuildMarker.ts';
 import { watchMembership } from '../adapters/kafka/groupMembership.ts';
 import { createDeadLetterPublisher } from '../adapters/kafka/deadLetters.ts';
 import { createOffsetCommitter } from '../adapters/kafka/offsetCommitter.ts';
 import { createWalletStore } from '../adapters/redis/walletStore.ts';
 import type { Config } from '../config.ts';
-import { SpendstreamError } from '../core/errors.ts';
+import { bucketOf } from '../core/buckets.ts';
+import { SpendstreamError, TotalsIncompleteError } from '../core/errors.ts';
+import type { BalanceReader } from '../core/ports.ts';
 import { instrumentOffsetCommitter, instrumentWalletStore } from './instrumentation.ts';
 import { drainThenDispose, failureSignal } from './lifecycle.ts';
 import { prepareTotals } from './walletTotals.ts';
+import { createWalletRepairs, type WalletRepairs } from './walletRepairs.ts';
 import type { Logger } from '../logger.ts';
 import { createWalletMetrics } from '../metrics.ts';
 import { startGrpcServer } from '../servers/grpc.ts';
@@ -32,6 +40,11 @@ import {
 import { walletPipeline } from '../streams/walletPipeline.ts';
 
 const STOP_TIMEOUT_MS = 10_000;
+/** Bounds of one Redis call of the wallet; a batch waits for Redis however long it is down. */
+const STORE_CALL = {
+  attemptTimeoutMs: 5_000,
+  retry: { initialDelayMs: 100, maxDelayMs: 5_000, deadlineMs: Number.POSITIVE_INFINITY },
+};
 /** Longest a readiness check or the lag gauge waits for Redis or Kafka. */
 const CHECK_TIMEOUT_MS = 1_000;
 
@@ -56,7 +69,8 @@ export interface WalletService {
 /**
  * Starts the wallet service: consumes the purchase topic into exact per-user totals in
  * Redis and serves them over gRPC. When Redis holds no totals for the topic (first start,
- * or Redis lost its data) the group is rewound so the topic is replayed from the start.
+ * or Redis lost its data) the group is rewound so the topic is replayed from the start;
+ * when it lost only some writes, the buckets that lost them are found and repaired.
  * A start that fails closes what it had opened, in reverse order.
  */
 export const startWalletService = async (
@@ -101,8 +115,11 @@ export const startWalletService = async (
     () => fetchConsumerLag(admin, groupId, topic),
     ABANDON_AFTER_TIMEOUTS * CHECK_TIMEOUT_MS,
   );
+  // Bound once the consumer exists: the repairs follow which partitions it holds.
+  const bound: { repairs?: WalletRepairs } = {};
   const metrics = createWalletMetrics(undefined, {
     consumerLag: () => within(consumerLag(), CHECK_TIMEOUT_MS, undefined),
+    incompleteBuckets: () => bound.repairs?.incompleteCount() ?? 0,
   });
 
   const consumer = createWalletConsumer(kafka, groupId);
@@ -113,6 +130,45 @@ export const startWalletService = async (
     onChange: () => healthChanged(),
     onCrash: (error, restart) => logger.error('consumer crashed', { error, restart }),
   });
+  const walletRepairs = createWalletRepairs({
+    topic,
+    store,
+    reader: createPartitionReader({ kafka }),
+    decode: decodePurchaseEvent,
+    storeCall: STORE_CALL,
+    committed: () => fetchCommittedOffsets(admin, groupId, topic),
+    owned: () => membership.partitions(topic),
+    metrics,
+    logger,
+  });
+  bound.repairs = walletRepairs;
+  resources.defer(() => walletRepairs.close());
+  // Before any read is served: buckets Redis lost writes of answer UNAVAILABLE from the
+  // first call. A Redis that reconnects may be one restarted from a snapshot: check again.
+  await walletRepairs
+    .check()
+    .catch((error: unknown) => logger.warn('could not check the buckets', { error }));
+  const recheck = () =>
+    void walletRepairs
+      .check()
+      .catch((error: unknown) => logger.debug('could not check the buckets', { error }));
+  redis.on('ready', recheck);
+  resources.defer(() => void redis.off('ready', recheck));
+  const balances = createBalanceReader(readerRedis, {
+    topic,
+    committed: () => walletRepairs.committedOffsets(),
+  });
+  // A read that finds a user's total lost marks its bucket at once, ahead of the next check.
+  const reader: BalanceReader = {
+    totalCents: (userId) =>
+      balances.totalCents(userId).catch((error: unknown) => {
+        if (error instanceof TotalsIncompleteError) {
+          walletRepairs.markIncomplete(error.bucket);
+          recheck();
+        }
+        throw error;
+      }),
+  };
   // Before the consumer, so it closes after it: /readyz answers 503 for the whole stop.
   const http = await startHttpServer(
     config.wallet.http,
@@ -128,6 +184,8 @@ export const startWalletService = async (
         })(),
         consumer: () => membership.assigned,
         totals: () => !state.rebuilding,
+        // Partial while buckets are repaired: their users' reads wait, the others' go on.
+        buckets: () => walletRepairs.incompleteCount() === 0 || 'partial',
       }),
     },
     logger,
@@ -141,9 +199,9 @@ export const startWalletService = async (
   const grpc = await startGrpcServer(
     { host: config.grpc.host, port: config.grpc.port },
     {
-      reader: createBalanceReader(readerRedis),
+      reader,
       isServing,
-      totalsComplete: () => !state.rebuilding,
+      totalsComplete: (userId) => !state.rebuilding && walletRepairs.isComplete(bucketOf(userId)),
       logger,
       metrics,
     },
@@ -179,12 +237,10 @@ export const startWalletService = async (
       store: instrumentWalletStore(store, metrics, logger),
       deadLetters: createDeadLetterPublisher(deadLetterProducer, deadLetterTopic),
       committer: instrumentOffsetCommitter(createOffsetCommitter(consumer), metrics, logger),
+      repairer: walletRepairs,
       decode: decodePurchaseEvent,
-      storeCall: {
-        attemptTimeoutMs: 5_000,
-        // Nothing can be skipped: a batch waits for Redis however long it is down.
-        retry: { initialDelayMs: 100, maxDelayMs: 5_000, deadlineMs: Number.POSITIVE_INFINITY },
-      },
+      // Nothing can be skipped: a batch waits for Redis however long it is down.
+      storeCall: STORE_CALL,
     },
   ).subscribe({
     next: (batch) => {
@@ -249,6 +305,8 @@ export const startWalletService = async (
   const health = setInterval(() => {
     healthChanged();
     if (state.rebuilding) void followRebuild();
+    // Losses that no batch runs into (an idle partition, a bucket evicted) show here.
+    recheck();
     // Redis restarted empty under us: the totals are gone and going on would serve and
     // build on partial ones. Stop; the next start finds no totals and replays the topic.
     store.isInitialised(topic).then(

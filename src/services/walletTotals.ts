@@ -3,6 +3,8 @@ import type { Redis } from 'ioredis';
 import { fetchTopicEnds, rewindGroup } from '../adapters/kafka/groupAdmin.ts';
 import { markRebuild } from '../adapters/redis/rebuildMarker.ts';
 import { deleteAllTotals } from '../adapters/redis/totalsScan.ts';
+import { readHeldLayout } from '../adapters/redis/walletStore.ts';
+import { WALLET_LAYOUT } from '../adapters/redis/walletKeys.ts';
 import { SpendstreamError } from '../core/errors.ts';
 import type { WalletStore } from '../core/ports.ts';
 import type { Logger } from '../logger.ts';
@@ -19,9 +21,10 @@ export interface PrepareTotalsDeps {
 
 /**
  * Makes Redis ready to hold the totals of `topic`. When it holds none (first start, or it
- * lost its data), the group is rewound so the topic is replayed from the start; that needs
- * the group to have no live member, and the start is refused otherwise. The totals are
- * then marked incomplete until the group has committed the offsets the topic had reached.
+ * lost its data) or holds them in an older key layout, the group is rewound so the topic
+ * is replayed from the start; that needs the group to have no live member, and the start
+ * is refused otherwise. The totals are then marked incomplete until the group has
+ * committed the offsets the topic had reached.
  */
 export const prepareTotals = async ({
   store,
@@ -32,11 +35,14 @@ export const prepareTotals = async ({
   logger,
 }: PrepareTotalsDeps): Promise<void> => {
   if (await store.isInitialised(topic)) return;
+  const older = (await readHeldLayout(redis, topic)) === 'older';
   if (!(await rewindGroup(admin, groupId, topic))) {
-    // Consuming on from the group's offsets would leave the lost totals lost for good.
+    // Consuming on from the group's offsets would leave the lost totals lost for good, or
+    // (an older layout) apply the rest where this version does not read.
     throw new SpendstreamError(
       'unavailable',
-      `Redis holds no totals for ${topic} but other members of ${groupId} are running; ` +
+      `Redis holds ${older ? 'the totals in an older key layout' : 'no totals'} for ${topic} ` +
+        `but other members of ${groupId} are running; ` +
         'stop every wallet instance, then start them again to replay the topic',
     );
   }
@@ -47,10 +53,20 @@ export const prepareTotals = async ({
   const ends = await fetchTopicEnds(admin, topic);
   // An empty topic has nothing to replay: its totals (none) are complete at once.
   if (ends.size > 0) await markRebuild(redis, topic, ends);
-  logger.info('Redis holds no totals for the topic: replaying it from the start', {
-    topic,
-    partialTotalsDeleted: deleted,
-    replayUpTo: Object.fromEntries([...ends].map(([p, o]) => [p, String(o)])),
-  });
+  const replayUpTo = Object.fromEntries([...ends].map(([p, o]) => [p, String(o)]));
+  if (older) {
+    logger.info('Redis holds the totals in an older key layout: rebuilding them from the topic', {
+      topic,
+      layout: WALLET_LAYOUT,
+      oldKeysDeleted: deleted,
+      replayUpTo,
+    });
+  } else {
+    logger.info('Redis holds no totals for the topic: replaying it from the start', {
+      topic,
+      partialTotalsDeleted: deleted,
+      replayUpTo,
+    });
+  }
   await store.markInitialised(topic);
 };

@@ -1,9 +1,17 @@
 // The `spendstream` entry: the operators and pipelines, and the types a pipeline of one's
 // own needs around them (the ports it takes, the purchase it carries).
 export type {
+  ApplyOptions,
+  ApplyResult,
   BalanceReader,
+  BucketMarkers,
+  BucketRepairer,
   DeadLetterPublisher,
+  LostBucket,
   OffsetCommitter,
+  PartitionPage,
+  PartitionReader,
+  PartitionSpan,
   PurchasePublisher,
   PurchaseStore,
   SaveResult,
@@ -31,6 +39,13 @@ export { resolveOutcomes } from './operators/resolveOutcomes.ts';
 export { retryTransient, type RetryTransientConfig } from './operators/retryTransient.ts';
 export { purchaseSchema } from './purchaseSchema.ts';
 export type { BatchState, Outcome, PurchaseResult, Submission } from './types.ts';
+export {
+  repairPartition,
+  RepairInterruptedError,
+  type RepairDeps,
+  type RepairReport,
+  type RepairRequest,
+} from './repairPartition.ts';
 export { walletPipeline, type WalletDeps } from './walletPipeline.ts';
 export type { AppliedBatch, DecodedBatch } from './walletTypes.ts';
 export type { ConsumedBatch, ConsumedRecord, PoisonRecord } from '../core/records.ts';

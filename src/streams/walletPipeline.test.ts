@@ -3,16 +3,20 @@
 // microtask queue that TestScheduler.run does not advance. Store delays are milliseconds.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { from, lastValueFrom, toArray } from 'rxjs';
+import { from, lastValueFrom, Subject, toArray } from 'rxjs';
 // The service's own codec, so these cases see the records the service will really see.
 import { decodePurchaseEvent, encodePurchaseEvent } from '../core/purchaseEvent.ts';
 import { StoreUnavailableError } from '../core/errors.ts';
 import { centsToDecimal } from '../core/purchase.ts';
+import type { BucketRepairer, PartitionReader, WalletStore } from '../core/ports.ts';
+import { bucketOf } from '../core/buckets.ts';
 import {
   createMemoryCommitter,
   createMemoryDeadLetters,
+  createMemoryPartitionReader,
   createMemoryWalletStore,
 } from '../testing/index.ts';
+import { repairPartition, type RepairReport } from './repairPartition.ts';
 import { walletPipeline, type WalletDeps } from './walletPipeline.ts';
 import type { AppliedBatch } from './walletTypes.ts';
 import type { ConsumedBatch, ConsumedRecord } from '../core/records.ts';
@@ -24,25 +28,100 @@ const patient: WalletDeps['storeCall'] = {
   retry: { initialDelayMs: 1, maxDelayMs: 2, deadlineMs: 2_000 },
 };
 
-const fakes = () => ({
-  store: createMemoryWalletStore(),
-  deadLetters: createMemoryDeadLetters(),
-  committer: createMemoryCommitter(),
-});
+/** The simplest repairer: one repair per request, over the log the test wrote. */
+const logRepairer = (
+  store: WalletStore,
+  reader: PartitionReader,
+): BucketRepairer & { readonly reports: RepairReport[] } => {
+  const reports: RepairReport[] = [];
+  return {
+    reports,
+    repair: async (topic, partition, lost, to) => {
+      reports.push(
+        await lastValueFrom(
+          repairPartition(
+            { topic, partition, lost, to },
+            { reader, store, decode: decodePurchaseEvent, storeCall: patient },
+          ),
+        ),
+      );
+    },
+  };
+};
+
+const fakes = () => {
+  const store = createMemoryWalletStore();
+  const log = createMemoryPartitionReader(7);
+  return {
+    store,
+    deadLetters: createMemoryDeadLetters(),
+    committer: createMemoryCommitter(),
+    log,
+    repairer: logRepairer(store, log),
+  };
+};
 
 type Fakes = ReturnType<typeof fakes>;
 
-/** Runs the pipeline over `batches` to completion; what it emitted. */
+/**
+ * Runs the pipeline over `batches` to completion; what it emitted. The topic holds the
+ * batches' records (a repair may read them again).
+ */
 const runAll = <R>(
   batches: readonly ConsumedBatch<R>[],
   ports: Fakes,
   storeCall = patient,
-): Promise<AppliedBatch<R>[]> =>
-  lastValueFrom(
+): Promise<AppliedBatch<R>[]> => {
+  ports.log.append(batches);
+  return lastValueFrom(
     walletPipeline(from(batches), { ...ports, decode: decodePurchaseEvent, storeCall }).pipe(
       toArray(),
     ),
   );
+};
+
+/**
+ * Runs one pipeline through `steps`, as a running wallet sees them: each batch is applied
+ * (and emitted) before the next step, and a function step is something that happens to
+ * the store in between.
+ */
+const runLive = async (
+  steps: readonly (ConsumedBatch<string> | (() => void))[],
+  ports: Fakes,
+): Promise<AppliedBatch<string>[]> => {
+  ports.log.append(steps.filter((step) => typeof step !== 'function'));
+  const input = new Subject<ConsumedBatch<string>>();
+  const out: AppliedBatch<string>[] = [];
+  let emitted = () => undefined as void;
+  let failed = (_error: Error) => undefined as void;
+  const done = new Promise<void>((resolve, reject) => {
+    walletPipeline(input, { ...ports, decode: decodePurchaseEvent, storeCall: patient }).subscribe({
+      next: (batch) => {
+        out.push(batch);
+        emitted();
+      },
+      error: (error: Error) => {
+        failed(error);
+        reject(error);
+      },
+      complete: resolve,
+    });
+  });
+  for (const step of steps) {
+    if (typeof step === 'function') {
+      step();
+      continue;
+    }
+    await new Promise<void>((resolve, reject) => {
+      emitted = resolve;
+      failed = reject;
+      input.next(step);
+    });
+  }
+  input.complete();
+  await done;
+  return out;
+};
 
 /** A purchase event as the ingest service writes it. */
 const event = (offset: number, userId: string, cents: number): ConsumedRecord => ({
@@ -250,4 +329,92 @@ test('outages of Redis, the dead-letter topic and commits cost nothing: totals s
   assert.equal(f.store.calls.length, 3 + batches.length);
   assert.equal(f.committer.committed(TOPIC, 0), '4');
   assert.equal(f.committer.committed(TOPIC, 1), '1');
+});
+
+/** Batches of two partitions, 40 purchases each over 12 users, in batches of 5. */
+const history = () => {
+  const expected = new Map<string, number>();
+  const batches: ConsumedBatch<string>[] = [];
+  for (let b = 0; b < 8; b += 1) {
+    for (const partition of [0, 1]) {
+      const records = Array.from({ length: 5 }, (_, i) => {
+        const offset = b * 5 + i;
+        const userId = `u${(offset * 7 + partition) % 12}`;
+        const cents = 100 + offset * 3 + partition;
+        expected.set(userId, (expected.get(userId) ?? 0) + cents);
+        return event(offset, userId, cents);
+      });
+      batches.push(batchOf(partition, records));
+    }
+  }
+  return { batches, expected };
+};
+
+test('Redis going back to a snapshot mid-stream: the lost buckets are repaired, totals exact', async () => {
+  const f = fakes();
+  const { batches, expected } = history();
+  let restore = () => undefined as void;
+  // Snapshot after 3 batches of each partition; back to it after 6, their commits done.
+  const steps = [
+    ...batches.slice(0, 6),
+    () => {
+      restore = f.store.snapshot();
+    },
+    ...batches.slice(6, 12),
+    () => restore(),
+    ...batches.slice(12),
+  ];
+  const out = await runLive(steps, f);
+
+  assert.deepEqual(f.store.totals, expected);
+  assert.equal(out.length, batches.length);
+  // Each partition was read again from where the snapshot left it to where the batch in
+  // hand began: 15 to 30, every bucket at once.
+  assert.deepEqual(
+    f.log.reads.map(([, partition, fromOffset, to]) => [partition, fromOffset, to]),
+    [
+      [0, '15', '30'],
+      [1, '15', '30'],
+    ],
+  );
+  assert.ok(f.repairer.reports.every((r) => r.buckets.length === 64 && r.records === 15));
+  assert.deepEqual(
+    [0, 1].map((p) => f.committer.committed(TOPIC, p)),
+    ['40', '40'],
+  );
+});
+
+test("a user's hash lost mid-stream: the bucket is replayed from the start, totals exact", async () => {
+  const f = fakes();
+  const { batches, expected } = history();
+  const steps = [...batches.slice(0, 8), () => f.store.deleteUser('u3'), ...batches.slice(8)];
+  await runLive(steps, f);
+
+  assert.deepEqual(f.store.totals, expected);
+  // The user's bucket alone, from offset 0, on every partition that bucket has records of.
+  const bucket = bucketOf('u3');
+  assert.ok(f.repairer.reports.length >= 1);
+  for (const report of f.repairer.reports) {
+    assert.deepEqual(report.buckets, [bucket]);
+    assert.equal(report.from, '0');
+  }
+  assert.deepEqual([...new Set(f.repairer.reports.map((r) => r.partition))].sort(), [0, 1]);
+});
+
+test("a bucket's markers lost mid-stream: replayed from the start, nothing counted twice", async () => {
+  const f = fakes();
+  const { batches, expected } = history();
+  const bucket = bucketOf('u5');
+  const steps = [...batches.slice(0, 8), () => f.store.deleteBucket(bucket), ...batches.slice(8)];
+  await runLive(steps, f);
+
+  assert.deepEqual(f.store.totals, expected);
+  assert.deepEqual(
+    f.repairer.reports.map((r) => [r.partition, r.buckets, r.from, r.applied]),
+    [
+      // Every user of the bucket still held its records: read again, applied none.
+      [0, [bucket], '0', 0],
+      [1, [bucket], '0', 0],
+    ],
+  );
 });

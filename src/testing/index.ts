@@ -10,6 +10,10 @@ export {
 export { createMemoryDeadLetters, type MemoryDeadLetters } from './memoryDeadLetters.ts';
 export { createMemoryLog, type MemoryLog } from './memoryLog.ts';
 export {
+  createMemoryPartitionReader,
+  type MemoryPartitionReader,
+} from './memoryPartitionReader.ts';
+export {
   createMemoryPurchasePublisher,
   type MemoryPurchasePublisher,
 } from './memoryPurchasePublisher.ts';

@@ -1,4 +1,13 @@
-import type { WalletStore } from '../core/ports.ts';
+import { bucketOf, WALLET_BUCKETS } from '../core/buckets.ts';
+import { SpendstreamError } from '../core/errors.ts';
+import type {
+  ApplyOptions,
+  ApplyResult,
+  BucketMarkers,
+  LostBucket,
+  PartitionSpan,
+  WalletStore,
+} from '../core/ports.ts';
 import { checkWalletRecord, type WalletRecord } from '../core/records.ts';
 import { createFaultQueue, type HangOptions } from './faults.ts';
 
@@ -7,7 +16,13 @@ export type WalletStoreMethod = keyof WalletStore;
 
 /** One call made to a {@link MemoryWalletStore}, failed or not. */
 export type MemoryWalletStoreCall =
-  | { readonly method: 'apply'; readonly topic: string; readonly records: readonly WalletRecord[] }
+  | {
+      readonly method: 'apply';
+      readonly topic: string;
+      readonly records: readonly WalletRecord[];
+      readonly options: ApplyOptions;
+    }
+  | { readonly method: 'readMarkers'; readonly topic: string }
   | { readonly method: 'isInitialised' | 'markInitialised'; readonly topic: string };
 
 /** An in-memory {@link WalletStore} that shows what it holds and fails on request. */
@@ -26,6 +41,15 @@ export interface MemoryWalletStore extends WalletStore {
   hangNext(method: WalletStoreMethod, count: number, options?: HangOptions): void;
   /** Every call of `method` rejects with `error` until called with undefined. */
   setFailure(method: WalletStoreMethod, error: Error | undefined): void;
+  /** Loses one user's total and offsets, as an eviction or a `DEL` would. */
+  deleteUser(userId: string): void;
+  /** Loses one bucket's markers and register, as an eviction or a `DEL` would. */
+  deleteBucket(bucket: number): void;
+  /**
+   * Takes a copy of everything held; calling what it returns puts the store back to it,
+   * as a restart from a snapshot or a promoted replica behind its master would.
+   */
+  snapshot(): () => void;
 }
 
 const copy = ({ partition, offset, userId, amountCents }: WalletRecord): WalletRecord => ({
@@ -35,27 +59,98 @@ const copy = ({ partition, offset, userId, amountCents }: WalletRecord): WalletR
   amountCents,
 });
 
+/** What a bucket holds besides its users: markers keyed `topic:partition`, its register. */
+interface BucketState {
+  readonly markers: Map<string, string>;
+  readonly users: Set<string>;
+}
+
+const SPAN_OFFSET = /^\d{1,16}$/;
+
+const checkSpan = (span: PartitionSpan): void => {
+  if (
+    !Number.isSafeInteger(span.partition) ||
+    span.partition < 0 ||
+    !SPAN_OFFSET.test(span.from) ||
+    !SPAN_OFFSET.test(span.to) ||
+    !Number.isSafeInteger(Number(span.to)) ||
+    BigInt(span.from) > BigInt(span.to)
+  ) {
+    throw new SpendstreamError(
+      'internal',
+      `wallet span not applicable: partition ${span.partition}, ${span.from} to ${span.to}`,
+    );
+  }
+};
+
 /**
  * Creates a {@link MemoryWalletStore} keeping the port's contract: per user, a total and
  * the last applied offset of each `topic:partition`; a record at or below that offset is
- * skipped, so applying the same records again changes nothing.
+ * skipped, so applying the same records again changes nothing. Per bucket, the markers
+ * and the register of users, checked and changed with the bucket's users, as the Redis
+ * adapter's one script per bucket does.
  */
 export const createMemoryWalletStore = (): MemoryWalletStore => {
-  const totals = new Map<string, number>();
-  const offsets = new Map<string, Map<string, string>>();
+  let totals = new Map<string, number>();
+  let offsets = new Map<string, Map<string, string>>();
+  let buckets = new Map<number, BucketState>();
   const initialised = new Set<string>();
   const calls: MemoryWalletStoreCall[] = [];
   const faults = {
     apply: createFaultQueue(),
+    readMarkers: createFaultQueue(),
     isInitialised: createFaultQueue(),
     markInitialised: createFaultQueue(),
   };
+  const stateOf = (bucket: number): BucketState => {
+    let state = buckets.get(bucket);
+    if (state === undefined) {
+      state = { markers: new Map(), users: new Set() };
+      buckets.set(bucket, state);
+    }
+    return state;
+  };
 
-  const apply = (topic: string, records: readonly WalletRecord[]) => {
-    records.forEach(checkWalletRecord);
+  /** One bucket's share of a call: lost, or what it applied. */
+  const applyBucket = (
+    topic: string,
+    bucket: number,
+    records: readonly WalletRecord[],
+    spans: readonly PartitionSpan[],
+    registerAll: boolean,
+  ): { applied: number; lost?: LostBucket[] } => {
+    const state = buckets.get(bucket);
+    for (const span of spans) {
+      const at = state?.markers.get(`${topic}:${span.partition}`) ?? '0';
+      if (BigInt(at) < BigInt(span.from)) {
+        return {
+          applied: 0,
+          lost: [{ bucket, partition: span.partition, marker: at, reason: 'behind' }],
+        };
+      }
+    }
+    for (const { userId } of records) {
+      if (!totals.has(userId) && state?.users.has(userId) === true) {
+        buckets.delete(bucket);
+        const partitions =
+          spans.length > 0 ? spans.map((s) => s.partition) : records.map((r) => r.partition);
+        return {
+          applied: 0,
+          lost: [...new Set(partitions)].map((partition) => ({
+            bucket,
+            partition,
+            marker: '0',
+            reason: 'user' as const,
+          })),
+        };
+      }
+    }
     let applied = 0;
+    const target = stateOf(bucket);
     for (const record of records) {
       const field = `${topic}:${record.partition}`;
+      const created = !totals.has(record.userId);
+      if (created || registerAll) target.users.add(record.userId);
       let userOffsets = offsets.get(record.userId);
       const last = userOffsets?.get(field);
       if (last !== undefined && BigInt(record.offset) <= BigInt(last)) continue;
@@ -67,20 +162,91 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
       totals.set(record.userId, (totals.get(record.userId) ?? 0) + record.amountCents);
       applied += 1;
     }
-    return { applied, skipped: records.length - applied };
+    for (const span of spans) {
+      const field = `${topic}:${span.partition}`;
+      if (BigInt(span.to) > BigInt(target.markers.get(field) ?? '0')) {
+        target.markers.set(field, span.to);
+      }
+    }
+    return { applied };
   };
 
+  const apply = (
+    topic: string,
+    records: readonly WalletRecord[],
+    options: ApplyOptions,
+  ): ApplyResult => {
+    records.forEach(checkWalletRecord);
+    const spans = options.spans ?? [];
+    spans.forEach(checkSpan);
+    const only = options.buckets === undefined ? undefined : new Set(options.buckets);
+    const byBucket = new Map<number, WalletRecord[]>();
+    if (spans.length > 0) {
+      for (const bucket of options.buckets ?? Array.from({ length: WALLET_BUCKETS }, (_, b) => b)) {
+        byBucket.set(bucket, []);
+      }
+    }
+    for (const record of records) {
+      const bucket = bucketOf(record.userId);
+      if (only !== undefined && !only.has(bucket)) continue;
+      const list = byBucket.get(bucket) ?? [];
+      list.push(record);
+      byBucket.set(bucket, list);
+    }
+    let applied = 0;
+    let counted = 0;
+    const lost: LostBucket[] = [];
+    for (const [bucket, list] of byBucket) {
+      const result = applyBucket(topic, bucket, list, spans, only !== undefined);
+      if (result.lost !== undefined) {
+        lost.push(...result.lost);
+        continue;
+      }
+      applied += result.applied;
+      counted += list.length;
+    }
+    return { applied, skipped: counted - applied, lost };
+  };
+
+  const readMarkers = (topic: string, partitions: readonly number[]): BucketMarkers =>
+    new Map(
+      Array.from({ length: WALLET_BUCKETS }, (_, bucket) => {
+        const state = buckets.get(bucket);
+        return [
+          bucket,
+          state === undefined
+            ? undefined
+            : new Map(partitions.map((p) => [p, state.markers.get(`${topic}:${p}`) ?? '0'])),
+        ] as const;
+      }),
+    );
+
   return {
-    totals,
-    offsets,
+    get totals() {
+      return totals;
+    },
+    get offsets() {
+      return offsets;
+    },
     initialised,
     calls,
-    apply: (topic, records) => {
+    apply: (topic, records, options = {}) => {
       const snapshot = records.map(copy);
-      calls.push({ method: 'apply', topic, records: snapshot });
-      // The adapter answers an empty batch without a round trip, so Redis cannot fail it.
-      if (snapshot.length === 0) return Promise.resolve({ applied: 0, skipped: 0 });
-      return faults.apply.call(() => apply(topic, snapshot));
+      const taken: ApplyOptions = {
+        ...(options.spans === undefined ? {} : { spans: options.spans.map((s) => ({ ...s })) }),
+        ...(options.buckets === undefined ? {} : { buckets: [...options.buckets] }),
+      };
+      calls.push({ method: 'apply', topic, records: snapshot, options: taken });
+      // The adapter answers a call with nothing to do without a round trip, so Redis
+      // cannot fail it.
+      if (snapshot.length === 0 && (taken.spans ?? []).length === 0) {
+        return Promise.resolve({ applied: 0, skipped: 0, lost: [] });
+      }
+      return faults.apply.call(() => apply(topic, snapshot, taken));
+    },
+    readMarkers: (topic, partitions) => {
+      calls.push({ method: 'readMarkers', topic });
+      return faults.readMarkers.call(() => readMarkers(topic, [...partitions]));
     },
     isInitialised: (topic) => {
       calls.push({ method: 'isInitialised', topic });
@@ -89,11 +255,41 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
     markInitialised: (topic) => {
       calls.push({ method: 'markInitialised', topic });
       return faults.markInitialised.call(() => {
+        for (let bucket = 0; bucket < WALLET_BUCKETS; bucket += 1) stateOf(bucket);
         initialised.add(topic);
       });
     },
     failNext: (method, count, error) => faults[method].failNext(count, error),
     hangNext: (method, count, options) => faults[method].hangNext(count, options),
     setFailure: (method, error) => faults[method].setFailure(error),
+    deleteUser: (userId) => {
+      totals.delete(userId);
+      offsets.delete(userId);
+    },
+    deleteBucket: (bucket) => {
+      buckets.delete(bucket);
+    },
+    snapshot: () => {
+      const saved = {
+        totals: new Map(totals),
+        offsets: new Map([...offsets].map(([user, map]) => [user, new Map(map)])),
+        buckets: new Map(
+          [...buckets].map(([bucket, state]) => [
+            bucket,
+            { markers: new Map(state.markers), users: new Set(state.users) },
+          ]),
+        ),
+      };
+      return () => {
+        totals = new Map(saved.totals);
+        offsets = new Map([...saved.offsets].map(([user, map]) => [user, new Map(map)]));
+        buckets = new Map(
+          [...saved.buckets].map(([bucket, state]) => [
+            bucket,
+            { markers: new Map(state.markers), users: new Set(state.users) },
+          ]),
+        );
+      };
+    },
   };
 };

@@ -2,6 +2,7 @@
 // each test's own, its keys deleted afterwards).
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import { scanTotals } from '../../src/adapters/redis/totalsScan.ts';
+import { bucketKey, walletKey } from '../../src/adapters/redis/walletKeys.ts';
 import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
 import { createMemoryWalletStore } from '../../src/testing/index.ts';
 import { clearKeyPrefix, testConfig, uniqueName } from '../helpers.ts';
@@ -12,6 +13,12 @@ walletStoreContract('memory', () => {
   return Promise.resolve({
     store,
     readBack: () => Promise.resolve(new Map(store.totals)),
+    deleteUser: (userId) => Promise.resolve(store.deleteUser(userId)),
+    deleteBucket: (bucket) => Promise.resolve(store.deleteBucket(bucket)),
+    snapshot: () => {
+      const restore = store.snapshot();
+      return Promise.resolve(() => Promise.resolve(restore()));
+    },
     close: () => Promise.resolve(),
   });
 });
@@ -19,6 +26,8 @@ walletStoreContract('memory', () => {
 walletStoreContract('redis', () => {
   const prefix = `${uniqueName('contract')}:`;
   const redis = createRedis({ url: testConfig.redis.url, keyPrefix: prefix });
+  // DUMP and RESTORE take whole key names, as KEYS gives them.
+  const raw = createRedis({ url: testConfig.redis.url });
   return Promise.resolve({
     store: createWalletStore(redis),
     // As the gRPC service and reconcile read them: every total under this prefix.
@@ -27,9 +36,26 @@ walletStoreContract('redis', () => {
       for await (const [userId, cents] of scanTotals(redis)) totals.set(userId, cents);
       return totals;
     },
+    deleteUser: async (userId) => void (await redis.del(walletKey(userId))),
+    deleteBucket: async (bucket) => void (await redis.del(bucketKey(bucket))),
+    // What a restart from an RDB snapshot does to this prefix's keys: each as it was then.
+    snapshot: async () => {
+      const keys = await raw.keys(`${prefix}*`);
+      const dumps = await Promise.all(
+        keys.map(async (key) => [key, await raw.dumpBuffer(key)] as const),
+      );
+      return async () => {
+        const now = await raw.keys(`${prefix}*`);
+        if (now.length > 0) await raw.del(...now);
+        for (const [key, dump] of dumps) {
+          if (dump !== null) await raw.restore(key, 0, dump, 'REPLACE');
+        }
+      };
+    },
     close: async () => {
       await clearKeyPrefix(redis, prefix);
       await redis.quit();
+      await raw.quit();
     },
   });
 });

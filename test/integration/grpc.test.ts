@@ -24,6 +24,8 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { createBalanceReader } from '../../src/adapters/redis/balanceReader.ts';
 import type { BalanceReader } from '../../src/core/ports.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
+import { walletKey } from '../../src/adapters/redis/walletKeys.ts';
+import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startGrpcServer, type WalletGrpcServer } from '../../src/servers/grpc.ts';
 import { testConfig, uniqueName, clearKeyPrefix } from '../helpers.ts';
@@ -110,6 +112,9 @@ const rejectsWith = (code: status, details?: RegExp) => (error: unknown) => {
 let wallet: Client;
 
 before(async () => {
+  // As the wallet leaves Redis before it serves: every bucket's hash in place, so that a
+  // user without a hash is known to be one never seen.
+  await createWalletStore(redis).markInitialised('user_purchase');
   server = await start(reader);
   wallet = await walletClient(server.port);
 });
@@ -122,7 +127,7 @@ after(async () => {
 });
 
 test('GetBalance answers the total in the wallet hash, in currency units', async () => {
-  await redis.hset('wallet:{123}', { total: '4999', 'o:user_purchase:0': '41' });
+  await redis.hset(walletKey('123'), { total: '4999', 'o:user_purchase:0': '41' });
   assert.deepEqual(await getBalance(wallet, '123'), { balances: { total: 49.99 } });
 });
 
@@ -140,7 +145,7 @@ test('totals come out as the double nearest their exact decimal value', async ()
     ['900719925474099', 9_007_199_254_740.99],
   ] as const;
   for (const [cents, expected] of cases) {
-    await redis.hset(`wallet:{exact-${cents}}`, 'total', cents);
+    await redis.hset(walletKey(`exact-${cents}`), 'total', cents);
     const { balances } = await getBalance(wallet, `exact-${cents}`);
     assert.equal(balances.total, expected, `${cents} cents`);
   }
@@ -176,7 +181,7 @@ test('a Redis that cannot be reached is UNAVAILABLE', async () => {
 });
 
 test('a total that is not integer cents is INTERNAL, not a guess', async () => {
-  await redis.hset('wallet:{garbled}', 'total', '12.5');
+  await redis.hset(walletKey('garbled'), 'total', '12.5');
   await assert.rejects(getBalance(wallet, 'garbled'), rejectsWith(status.INTERNAL));
 });
 
@@ -212,7 +217,7 @@ test('a read that never answers, without a deadline, is UNAVAILABLE after the re
 test('2,000 concurrent calls all get their own user’s total, over pipelined reads', async (t) => {
   const users = 500;
   const seed = redis.pipeline();
-  for (let i = 0; i < users; i += 1) seed.hset(`wallet:{many-${i}}`, 'total', String(i * 101));
+  for (let i = 0; i < users; i += 1) seed.hset(walletKey(`many-${i}`), 'total', String(i * 101));
   await seed.exec();
 
   // Count the writes to the reader's socket: without pipelining there is one per call.

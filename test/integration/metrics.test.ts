@@ -50,7 +50,7 @@ test('both services answer /healthz and are ready with every check passing', asy
   assert.deepEqual(await readiness(wallet.httpPort), {
     code: 200,
     status: 'ok',
-    checks: { running: 'ok', redis: 'ok', consumer: 'ok', totals: 'ok' },
+    checks: { running: 'ok', redis: 'ok', consumer: 'ok', totals: 'ok', buckets: 'ok' },
   });
 });
 

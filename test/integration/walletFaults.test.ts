@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
+import { walletKey } from '../../src/adapters/redis/walletKeys.ts';
 import {
   createPurchasePublisher,
   type ManagedPurchasePublisher,
@@ -77,7 +78,7 @@ const setUp = async (t: TestContext) => {
       async () => {
         const users = [...expected.keys()];
         const pipeline = redis.pipeline();
-        for (const user of users) pipeline.hget(`wallet:{${user}}`, 'total');
+        for (const user of users) pipeline.hget(walletKey(user), 'total');
         const results = (await pipeline.exec()) ?? [];
         wrong = users.filter((user, i) => Number(results[i]?.[1] ?? 0) !== expected.get(user));
         const over = users.filter(

@@ -4,8 +4,17 @@ import type { Redis } from 'ioredis';
 import type { WalletRecord } from '../../src/core/records.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
-import { scanTotals } from '../../src/adapters/redis/totalsScan.ts';
-import { offsetField, walletKey, walletMetaKey } from '../../src/adapters/redis/walletKeys.ts';
+import { deleteAllTotals, scanTotals } from '../../src/adapters/redis/totalsScan.ts';
+import {
+  bucketKey,
+  markerField,
+  offsetField,
+  userField,
+  walletKey,
+  walletMetaKey,
+} from '../../src/adapters/redis/walletKeys.ts';
+import { readHeldLayout } from '../../src/adapters/redis/walletStore.ts';
+import { bucketOf, WALLET_BUCKETS } from '../../src/core/buckets.ts';
 import { testConfig, uniqueName } from '../helpers.ts';
 
 const prefix = `${uniqueName('test')}:`;
@@ -70,14 +79,14 @@ const bulk: WalletRecord[] = Array.from({ length: 5_000 }, (_, i) => ({
 }));
 
 test('5,000 records are summed exactly; the same batch again changes nothing', async () => {
-  assert.deepEqual(await store.apply(TOPIC, bulk), { applied: 5_000, skipped: 0 });
+  assert.deepEqual(await store.apply(TOPIC, bulk), { applied: 5_000, skipped: 0, lost: [] });
   const expected = sums(bulk);
   assert.equal(expected.size, 200);
   assert.deepEqual(await totals(), expected);
   assert.ok(Math.min(...expected.values()) > 2 ** 31);
 
   const before = await snapshot();
-  assert.deepEqual(await store.apply(TOPIC, bulk), { applied: 0, skipped: 5_000 });
+  assert.deepEqual(await store.apply(TOPIC, bulk), { applied: 0, skipped: 5_000, lost: [] });
   assert.deepEqual(await snapshot(), before);
 });
 
@@ -89,8 +98,16 @@ test('a redelivery from an earlier offset applies only the records not applied y
       userId: `redelivered-${(from + i) % 4}`,
       amountCents: 100 + from + i,
     }));
-  assert.deepEqual(await store.apply(TOPIC, records(0, 100)), { applied: 100, skipped: 0 });
-  assert.deepEqual(await store.apply(TOPIC, records(50, 150)), { applied: 50, skipped: 50 });
+  assert.deepEqual(await store.apply(TOPIC, records(0, 100)), {
+    applied: 100,
+    skipped: 0,
+    lost: [],
+  });
+  assert.deepEqual(await store.apply(TOPIC, records(50, 150)), {
+    applied: 50,
+    skipped: 50,
+    lost: [],
+  });
   assert.deepEqual(await totals(), sums(records(0, 150)));
 });
 
@@ -102,7 +119,7 @@ test('a record repeated within one batch is applied once', async () => {
     amountCents: 1,
   });
   const result = await store.apply(TOPIC, [at(0), at(1), at(2), at(1), at(2), at(3)]);
-  assert.deepEqual(result, { applied: 4, skipped: 2 });
+  assert.deepEqual(result, { applied: 4, skipped: 2, lost: [] });
   assert.deepEqual(await totals(), new Map([['repeated', 4]]));
 });
 
@@ -121,6 +138,7 @@ test("one partition's offsets do not hold back another's, nor another topic's", 
   assert.deepEqual(await store.apply(TOPIC, [record(0, '5', 99_999), record(0, '10', 99_999)]), {
     applied: 0,
     skipped: 2,
+    lost: [],
   });
   assert.equal((await store.apply(TOPIC, [record(1, '6', 5)])).applied, 1);
   assert.deepEqual(await totals(), new Map([['mover', 1_239]]));
@@ -136,16 +154,51 @@ test("one partition's offsets do not hold back another's, nor another topic's", 
   });
 });
 
-test("each user's state is one hash: the keys written are the users' and the meta key", async () => {
-  await store.apply(TOPIC, bulk);
+test("each user's state is one hash: the keys are the users', the buckets' and the meta key", async () => {
   await store.markInitialised(TOPIC);
+  const spans = [0, 1, 2].map((partition) => ({ partition, from: '0', to: '1667' }));
+  await store.apply(TOPIC, bulk, { spans });
   const users = [...sums(bulk).keys()];
-  assert.deepEqual(await ownKeys(redis), [...users.map(walletKey), walletMetaKey(TOPIC)].sort());
+  const buckets = Array.from({ length: WALLET_BUCKETS }, (_, bucket) => bucketKey(bucket));
+  assert.deepEqual(
+    await ownKeys(redis),
+    [...users.map(walletKey), ...buckets, walletMetaKey(TOPIC)].sort(),
+  );
+  // A user's key carries the bucket's tag first: `wallet:{b<bucket>}:<id>`.
+  assert.equal(walletKey('user-0'), `wallet:{b${bucketOf('user-0')}}:user-0`);
   const fields = Object.keys(await redis.hgetall(walletKey('user-0'))).sort();
   assert.deepEqual(
     fields,
     [offsetField(TOPIC, 0), offsetField(TOPIC, 1), offsetField(TOPIC, 2)].concat('total').sort(),
   );
+  // The bucket's hash: when Redis was initialised, the markers, one field per user.
+  const bucket = bucketOf('user-0');
+  const own = users.filter((user) => bucketOf(user) === bucket);
+  assert.deepEqual(
+    Object.keys(await redis.hgetall(bucketKey(bucket))).sort(),
+    ['since', ...[0, 1, 2].map((p) => markerField(TOPIC, p)), ...own.map(userField)].sort(),
+  );
+  assert.equal(await redis.hget(bucketKey(bucket), markerField(TOPIC, 1)), '1667');
+});
+
+test('a whole batch is one script call per bucket, whatever the number of users', async () => {
+  await store.markInitialised(TOPIC);
+  const other = redis.duplicate();
+  const monitor = await other.monitor();
+  const commands: string[] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[0] !== undefined) commands.push(args[0].toLowerCase());
+  });
+  try {
+    await store.apply(TOPIC, bulk, { spans: [{ partition: 0, from: '0', to: '1667' }] });
+    await redis.ping();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  } finally {
+    monitor.disconnect();
+    other.disconnect();
+  }
+  // 200 users, 64 buckets: 64 calls, not 200 (the first one as EVAL, loading the script).
+  assert.equal(commands.filter((c) => c === 'evalsha' || c === 'eval').length, WALLET_BUCKETS);
 });
 
 test('a record the wallet cannot apply exactly fails the batch before anything is written', async () => {
@@ -173,6 +226,24 @@ test('initialised: false at first, true once marked, false again once the data i
 
   await deleteOwnKeys(redis);
   assert.equal(await store.isInitialised(TOPIC), false);
+});
+
+test('totals held in an older key layout count as not initialised, and are told apart', async () => {
+  assert.equal(await readHeldLayout(redis, TOPIC), 'none');
+  // Layout 1: one hash per user tagged with the user id, a meta hash without a layout.
+  await redis.hset('wallet:{old-user}', { total: '500', [offsetField(TOPIC, 0)]: '3' });
+  await redis.hset(walletMetaKey(TOPIC), 'initialised', '2024-01-01T00:00:00.000Z');
+  assert.equal(await readHeldLayout(redis, TOPIC), 'older');
+  assert.equal(await store.isInitialised(TOPIC), false);
+  // The replay deletes every key of either layout, and only the meta hashes stay.
+  await store.apply(TOPIC, bulk.slice(0, 10), { spans: [{ partition: 0, from: '0', to: '4' }] });
+  assert.ok((await deleteAllTotals(redis, 7)) > 10);
+  assert.deepEqual(await ownKeys(redis), [walletMetaKey(TOPIC)]);
+  await store.markInitialised(TOPIC);
+  assert.equal(await readHeldLayout(redis, TOPIC), 'current');
+  assert.equal(await store.isInitialised(TOPIC), true);
+  // Marking again keeps the time this Redis first held the topic.
+  assert.equal(await redis.hget(walletMetaKey(TOPIC), 'initialised'), '2024-01-01T00:00:00.000Z');
 });
 
 test("totals are scanned under the client's own key prefix only, glob characters and all", async () => {

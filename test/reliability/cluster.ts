@@ -1,9 +1,11 @@
 // One reliability test's deployment: its own database, topics, wallet group and private
 // Redis, with the ingest and wallet services running as child processes the way
 // `npm start` runs them, so a test can SIGKILL, SIGTERM and restart them, restart Redis
-// empty, cut PostgreSQL connections and stop the shared Kafka broker.
+// empty or from a snapshot, cut PostgreSQL connections and stop the shared Kafka broker.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Admin, Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
@@ -12,7 +14,9 @@ import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
 import { createRedis } from '../../src/adapters/redis/client.ts';
-import { offsetField } from '../../src/adapters/redis/walletKeys.ts';
+import { offsetField, userIdOfKey } from '../../src/adapters/redis/walletKeys.ts';
+import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
+import type { BucketMarkers } from '../../src/core/ports.ts';
 import { isServing, ROOT, run } from '../../scripts/infra.ts';
 import { eventually } from '../harness/eventually.ts';
 import {
@@ -29,18 +33,28 @@ import { deleteTopics } from '../kafkaHelpers.ts';
 const REDIS_SERVER = '/usr/bin/redis-server';
 const LOG_DIR = `${tmpdir()}/spendstream-reliability`;
 
-/** A Redis server of the test's own on a free port, without persistence. */
+/**
+ * A Redis server of the test's own on a free port. It saves nothing by itself; only
+ * {@link PrivateRedis.save} writes a snapshot, to a folder of its own, which a start loads.
+ */
 interface PrivateRedis {
   readonly url: string;
   start(): Promise<void>;
-  /** Kills it (no save: there is none) and waits for the exit. */
+  /** `SAVE`: a snapshot of everything it holds now, loaded by the next start. */
+  save(): Promise<void>;
+  /** Deletes the snapshot, so that the next start is empty. */
+  forget(): Promise<void>;
+  /** Kills it (saving nothing) and waits for the exit. */
   kill(): Promise<void>;
+  /** Removes its folder (once it is killed). */
+  remove(): Promise<void>;
   /** Sends a signal without waiting: SIGSTOP freezes it (connections stay open), SIGCONT resumes. */
   signal(signal: 'SIGSTOP' | 'SIGCONT'): void;
 }
 
 const privateRedis = async (): Promise<PrivateRedis> => {
   const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'spendstream-reliability-redis-'));
   let child: ChildProcess | undefined;
   let exited: Promise<Exit> | undefined;
   return {
@@ -48,7 +62,20 @@ const privateRedis = async (): Promise<PrivateRedis> => {
     start: async () => {
       const server = spawn(
         REDIS_SERVER,
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--dbfilename',
+          'dump.rdb',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ],
         { stdio: 'ignore' },
       );
       child = server;
@@ -62,6 +89,15 @@ const privateRedis = async (): Promise<PrivateRedis> => {
         { timeoutMs: 10_000 },
       );
     },
+    save: async () => {
+      const redis = createRedis({ url: `redis://127.0.0.1:${port}` });
+      try {
+        await redis.save();
+      } finally {
+        redis.disconnect();
+      }
+    },
+    forget: () => rm(join(dir, 'dump.rdb'), { force: true }),
     kill: async () => {
       if (child !== undefined && child.exitCode === null && child.signalCode === null) {
         child.kill('SIGCONT');
@@ -69,6 +105,7 @@ const privateRedis = async (): Promise<PrivateRedis> => {
       }
       await exited;
     },
+    remove: () => rm(dir, { recursive: true, force: true }),
     signal: (signal) => {
       child?.kill(signal);
     },
@@ -113,6 +150,15 @@ export interface Cluster {
   startWallet(): Promise<ServiceProcess>;
   /** Kills the private Redis and starts it again, empty. */
   restartRedisEmpty(): Promise<void>;
+  /** Takes a snapshot (`SAVE`) of the private Redis. */
+  snapshotRedis(): Promise<void>;
+  /**
+   * Kills the private Redis and starts it again from the last snapshot: every write since
+   * is gone, as after a restart from an RDB file or a failover to a replica behind.
+   */
+  restartRedisFromSnapshot(): Promise<void>;
+  /** Every bucket's markers of the topic's partitions, as the wallet keeps them. */
+  bucketMarkers(): Promise<BucketMarkers>;
   /** Makes the private Redis refuse every write (OOM: maxmemory 1 byte, no eviction). */
   refuseRedisWrites(): Promise<void>;
   /** Lets the private Redis take writes again. */
@@ -308,7 +354,22 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     },
     restartRedisEmpty: async () => {
       await redisServer.kill();
+      await redisServer.forget();
       await redisServer.start();
+    },
+    snapshotRedis: () => redisServer.save(),
+    restartRedisFromSnapshot: async () => {
+      await redisServer.kill();
+      await redisServer.start();
+    },
+    bucketMarkers: async () => {
+      const redis = cluster.redis();
+      try {
+        const partitionList = Array.from({ length: partitions }, (_, p) => p);
+        return await createWalletStore(redis).readMarkers(topic, partitionList);
+      } finally {
+        redis.disconnect();
+      }
     },
     redis: () => createRedis({ url: redisServer.url }),
     pool: () => createPostgresPool({ url: database.url, poolSize: 2 }),
@@ -364,7 +425,9 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       const redis = cluster.redis();
       try {
         const applied: Offsets = new Map();
-        const keys = await redis.keys('wallet:{*}');
+        const keys = (await redis.keys('wallet:{b*}:*')).filter(
+          (key) => userIdOfKey(key) !== undefined,
+        );
         const pipeline = redis.pipeline();
         for (const key of keys) pipeline.hgetall(key);
         const results = (await pipeline.exec()) ?? [];
@@ -403,6 +466,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
         ),
       );
       await attempt(() => redisServer.kill());
+      await attempt(() => redisServer.remove());
       await attempt(() => deleteTopics(kafka, [topic, deadLetterTopic]));
       await attempt(async () => {
         const admin = kafka.admin();

@@ -20,6 +20,7 @@ import { loadSync } from '@grpc/proto-loader';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../../src/adapters/redis/client.ts';
+import { walletKey } from '../../src/adapters/redis/walletKeys.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
 import { clearKeyPrefix, reliabilityLevel, testConfig, uniqueName } from '../helpers.ts';
 import { openTcp } from './hostileRawSocket.ts';
@@ -219,7 +220,7 @@ describe('hostile gRPC calls', () => {
     redis = createRedis({ url: testConfig.redis.url, keyPrefix: prefix });
     wallet = await startWalletChild(prefix);
     for (const [user, cents] of Object.entries(SEEDED)) {
-      await redis.hset(`wallet:{${user}}`, 'total', String(cents));
+      await redis.hset(walletKey(user), 'total', String(cents));
     }
     client = connectWallet(wallet.address);
   });
@@ -486,7 +487,7 @@ describe('hostile gRPC calls', () => {
   test('a user_id the ingest service accepts (65 emoji: 65 characters) can read its total', async () => {
     assert.ok(client !== undefined && redis !== undefined);
     const userId = '😀'.repeat(65);
-    await redis.hset(`wallet:{${userId}}`, 'total', '250');
+    await redis.hset(walletKey(userId), 'total', '250');
     assert.deepEqual(await client.getBalance(userId), { balances: { total: 2.5 } });
   });
 

@@ -22,16 +22,24 @@ export const consumeBatches = (
 ): Observable<ConsumedBatch<Settle>> =>
   new Observable((subscriber) => {
     const waiting = new Set<Settle>();
+    // Each join of the group is a new assignment of its partitions: batches of one follow
+    // each other, while the first of the next may come after records others consumed.
+    let assignment = 0;
+    const joined = consumer.on(consumer.events.GROUP_JOIN, () => {
+      assignment += 1;
+    });
     // Fetches holding nothing but transaction markers or aborted records never reach
     // eachBatch; their end is committed all the same, or the group would trail the topic.
-    const removeListener = consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const filtered = consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       if (payload.batchSize > 0) return;
       subscriber.next({
         ref: () => undefined,
         topic: payload.topic,
         partition: payload.partition,
         records: [],
+        fromOffset: payload.firstOffset,
         nextOffset: (BigInt(payload.lastOffset) + 1n).toString(),
+        assignment,
       });
     });
     consumer
@@ -42,6 +50,7 @@ export const consumeBatches = (
         eachBatch: async (payload) => {
           const { batch } = payload;
           if (batch.isEmpty()) return;
+          const taken = assignment;
           const beating = setInterval(
             () => void payload.heartbeat().catch(() => undefined),
             HEARTBEAT_EVERY_MS,
@@ -56,12 +65,16 @@ export const consumeBatches = (
                 },
                 topic: batch.topic,
                 partition: batch.partition,
+                // Offsets of transaction markers and aborted records count: the batch
+                // covers them, and the next fetch begins after them.
+                fromOffset: batch.firstOffset() ?? batch.messages[0]?.offset,
+                nextOffset: (BigInt(batch.lastOffset()) + 1n).toString(),
+                assignment: taken,
                 records: batch.messages.map((message) => ({
                   offset: message.offset,
                   key: message.key === null ? null : message.key.toString('utf8'),
                   value: message.value,
                 })),
-                nextOffset: (BigInt(batch.lastOffset()) + 1n).toString(),
               });
             });
           } finally {
@@ -73,7 +86,8 @@ export const consumeBatches = (
       })
       .catch((error: unknown) => subscriber.error(translateKafkaError(error)));
     return () => {
-      removeListener();
+      joined();
+      filtered();
       // Batches still waiting are released unapplied and uncommitted: they come again.
       for (const settle of waiting) settle();
     };

@@ -63,6 +63,24 @@ export const fetchConsumerLag = async (
   }
 };
 
+/** The offsets `groupId` has committed in `topic`; partitions without one are left out. */
+export const fetchCommittedOffsets = async (
+  admin: Admin,
+  groupId: string,
+  topic: string,
+): Promise<Map<number, bigint>> => {
+  try {
+    const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return new Map(
+      (committed.find((entry) => entry.topic === topic)?.partitions ?? [])
+        .filter(({ offset }) => BigInt(offset) >= 0n)
+        .map(({ partition, offset }) => [partition, BigInt(offset)]),
+    );
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};
+
 /**
  * Whether `groupId` has committed, in every partition of `targets`, at least the offset
  * given: everything before it is applied.

@@ -8,17 +8,29 @@ export interface MembershipEvents {
   readonly onCrash: (error: Error, restart: boolean) => void;
 }
 
+/** What {@link watchMembership} follows. */
+export interface Membership {
+  /** Whether the consumer holds its partitions now. */
+  readonly assigned: boolean;
+  /** The partitions of `topic` it holds now (none while not assigned). */
+  partitions(topic: string): ReadonlySet<number>;
+}
+
+const NONE: ReadonlySet<number> = new Set();
+
 /**
- * Follows whether `consumer` holds partitions: true from joining its group until a
+ * Follows whether `consumer` holds partitions, and which: from joining its group until a
  * rebalance, a stop, a lost connection or a crash, and again once it has rejoined.
  */
 export const watchMembership = (
   consumer: Consumer,
   { onChange, onCrash }: MembershipEvents,
-): { readonly assigned: boolean } => {
+): Membership => {
   let assigned = false;
+  let held = new Map<string, ReadonlySet<number>>();
   const set = (value: boolean) => {
     assigned = value;
+    if (!value) held = new Map();
     onChange();
   };
   for (const event of [
@@ -28,7 +40,15 @@ export const watchMembership = (
   ]) {
     consumer.on(event, () => set(false));
   }
-  consumer.on(consumer.events.GROUP_JOIN, () => set(true));
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    held = new Map(
+      Object.entries(payload.memberAssignment).map(([topic, partitions]) => [
+        topic,
+        new Set(partitions),
+      ]),
+    );
+    set(true);
+  });
   consumer.on(consumer.events.CRASH, (event) => {
     set(false);
     onCrash(event.payload.error, event.payload.restart);
@@ -37,5 +57,6 @@ export const watchMembership = (
     get assigned() {
       return assigned;
     },
+    partitions: (topic) => (assigned ? (held.get(topic) ?? NONE) : NONE),
   };
 };

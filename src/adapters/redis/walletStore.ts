@@ -1,142 +1,353 @@
 import type { ChainableCommander, Redis } from 'ioredis';
+import { bucketOf, WALLET_BUCKETS } from '../../core/buckets.ts';
 import { SpendstreamError } from '../../core/errors.ts';
-import type { WalletStore } from '../../core/ports.ts';
+import type { LostBucket, PartitionSpan, WalletStore } from '../../core/ports.ts';
 import { checkWalletRecord } from '../../core/records.ts';
 import { translateRedisError } from './client.ts';
 import {
   INITIALISED_FIELD,
+  LAYOUT_FIELD,
+  SINCE_FIELD,
   TOTAL_FIELD,
+  WALLET_LAYOUT,
+  bucketKey,
+  markerField,
   offsetField,
+  USER_FIELD_PREFIX,
   walletKey,
   walletMetaKey,
 } from './walletKeys.ts';
 
-// KEYS[1]: one user's hash. ARGV: (offset field, offset, cents) triples, each field's offsets
-// ascending. Redis keeps the writes of a script that fails midway, so every read and check
-// comes before the first write. Offsets are compared as Lua numbers (doubles: exact below
-// 2^53) but written back as the text we were sent, because Lua 5.1's tostring rounds to 14
-// digits. The cents are summed in Lua (exact below 2^53, checked) and added with one
-// HINCRBY, which Redis does in 64-bit integers.
+// One call per bucket. KEYS[1]: the bucket's hash; KEYS[2..]: its users' hashes, in ARGV's
+// order. ARGV: '1' to enter every user seen in the register (a repair) or '0'; the span
+// count, then (marker field, from, to) per span; then per user: the user id, the record
+// count and (offset field, offset, cents) per record, each field's offsets ascending.
+//
+// Redis keeps the writes of a script that fails midway, so every check and read comes
+// before the first write: a bad record or a lost bucket leaves the bucket as it was.
+// Offsets are compared as Lua numbers (doubles: exact below 2^53) but written back as the
+// text we were sent, because Lua 5.1's tostring rounds to 14 digits. The cents are summed
+// in Lua (exact below 2^53, checked) and added with one HINCRBY per user, which Redis does
+// in 64-bit integers. Replies: the number applied; {'behind', marker field, marker} when
+// a span's marker is below its `from`; {'user', id} when a user the register holds has no
+// hash (the bucket's hash is then removed, so every marker reads 0 and the bucket is
+// replayed from the start).
 const APPLY_LUA = `
-local key = KEYS[1]
-local high, text = {}, {}
-local sum, applied = 0, 0
-for i = 1, #ARGV, 3 do
-  local field, offset, cents = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  if offset == nil or cents == nil or cents ~= math.floor(cents) then
-    return redis.error_reply('ERR wallet apply: bad record at argument ' .. i)
+local bucket = KEYS[1]
+local registerAll = ARGV[1] == '1'
+local spanCount = tonumber(ARGV[2])
+if spanCount == nil then
+  return redis.error_reply('ERR wallet apply: bad span count')
+end
+local i = 3
+local spans = {}
+for s = 1, spanCount do
+  local from, to = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if from == nil or to == nil or from > to then
+    return redis.error_reply('ERR wallet apply: bad span at argument ' .. i)
   end
-  if high[field] == nil then
-    local stored = redis.call('HGET', key, field)
-    high[field] = -1
-    if stored then
-      high[field] = tonumber(stored)
-      if high[field] == nil then
-        return redis.error_reply('ERR wallet apply: unreadable ' .. field .. ' in ' .. key)
-      end
+  spans[s] = { field = ARGV[i], from = from, to = to, text = ARGV[i + 2] }
+  i = i + 3
+end
+local users = {}
+for k = 2, #KEYS do
+  local id, count = ARGV[i], tonumber(ARGV[i + 1])
+  if id == nil or count == nil then
+    return redis.error_reply('ERR wallet apply: bad user at argument ' .. i)
+  end
+  i = i + 2
+  local records = {}
+  for r = 1, count do
+    local field, offset, cents = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    if field == nil or offset == nil or cents == nil or cents ~= math.floor(cents) then
+      return redis.error_reply('ERR wallet apply: bad record at argument ' .. i)
+    end
+    records[r] = { field = field, offset = offset, cents = cents, text = ARGV[i + 1] }
+    i = i + 3
+  end
+  users[k - 1] = { key = KEYS[k], id = id, records = records }
+end
+
+for _, span in ipairs(spans) do
+  local stored = redis.call('HGET', bucket, span.field)
+  span.at = 0
+  if stored then
+    span.at = tonumber(stored)
+    if span.at == nil then
+      return redis.error_reply('ERR wallet apply: unreadable ' .. span.field .. ' in ' .. bucket)
     end
   end
-  if offset > high[field] then
-    high[field] = offset
-    text[field] = ARGV[i + 1]
-    sum = sum + cents
-    applied = applied + 1
+  if span.at < span.from then
+    return { 'behind', span.field, stored or '0' }
   end
 end
-if applied > 0 then
+for _, user in ipairs(users) do
+  user.exists = redis.call('EXISTS', user.key) == 1
+  if not user.exists and redis.call('HEXISTS', bucket, '${USER_FIELD_PREFIX}' .. user.id) == 1 then
+    redis.call('UNLINK', bucket)
+    return { 'user', user.id }
+  end
+end
+
+local applied = 0
+for _, user in ipairs(users) do
+  local high, text = {}, {}
+  local sum, count = 0, 0
+  for _, record in ipairs(user.records) do
+    if high[record.field] == nil then
+      high[record.field] = -1
+      if user.exists then
+        local stored = redis.call('HGET', user.key, record.field)
+        if stored then
+          high[record.field] = tonumber(stored)
+          if high[record.field] == nil then
+            return redis.error_reply('ERR wallet apply: unreadable ' .. record.field .. ' in ' .. user.key)
+          end
+        end
+      end
+    end
+    if record.offset > high[record.field] then
+      high[record.field] = record.offset
+      text[record.field] = record.text
+      sum = sum + record.cents
+      count = count + 1
+    end
+  end
   if math.abs(sum) >= 9007199254740992 then
     return redis.error_reply('ERR wallet apply: batch sum too large for one call')
   end
-  redis.call('HINCRBY', key, '${TOTAL_FIELD}', string.format('%.0f', sum))
-  for field, value in pairs(text) do
-    redis.call('HSET', key, field, value)
+  user.sum, user.text, user.count = sum, text, count
+  applied = applied + count
+end
+
+for _, user in ipairs(users) do
+  if user.count > 0 then
+    redis.call('HINCRBY', user.key, '${TOTAL_FIELD}', string.format('%.0f', user.sum))
+    for field, value in pairs(user.text) do
+      redis.call('HSET', user.key, field, value)
+    end
+  end
+  if registerAll or not user.exists then
+    redis.call('HSETNX', bucket, '${USER_FIELD_PREFIX}' .. user.id, '1')
+  end
+end
+for _, span in ipairs(spans) do
+  if span.to > span.at then
+    redis.call('HSET', bucket, span.field, span.text)
   end
 end
 return applied
 `;
 
 // Namespaced so it cannot clash with a command someone else defines on a shared client.
-const APPLY_COMMAND = 'spendstreamWalletApply';
+const APPLY_COMMAND = 'spendstreamWalletApplyBucket';
 
 /** A pipeline that knows the command {@link createWalletStore} defines on its client. */
 interface WalletPipeline extends ChainableCommander {
-  spendstreamWalletApply(key: string, argv: readonly string[]): WalletPipeline;
+  spendstreamWalletApplyBucket(
+    keyCount: number,
+    args: readonly (string | number)[],
+  ): WalletPipeline;
 }
 
-const NOTHING = Object.freeze({ applied: 0, skipped: 0 });
+type BucketReply = number | ['behind', string, string] | ['user', string];
+
+const EVERY_BUCKET = Array.from({ length: WALLET_BUCKETS }, (_, bucket) => bucket);
+
+/** One bucket's part of a call: its users' records as the script takes them. */
+interface BucketCall {
+  readonly users: Map<string, string[]>;
+  /** The partitions of its records, to name in a lost reply when the call has no spans. */
+  readonly partitions: Set<number>;
+  records: number;
+}
+
+const exec = async (pipeline: ChainableCommander) => {
+  let results: Awaited<ReturnType<ChainableCommander['exec']>>;
+  try {
+    results = await pipeline.exec();
+  } catch (error) {
+    throw translateRedisError(error);
+  }
+  if (results === null) {
+    throw new SpendstreamError('internal', 'Redis discarded the wallet pipeline');
+  }
+  return results;
+};
+
+const checkSpan = (span: PartitionSpan): void => {
+  const offset = /^\d{1,16}$/;
+  if (
+    !Number.isSafeInteger(span.partition) ||
+    span.partition < 0 ||
+    !offset.test(span.from) ||
+    !offset.test(span.to) ||
+    !Number.isSafeInteger(Number(span.to)) ||
+    BigInt(span.from) > BigInt(span.to)
+  ) {
+    throw new SpendstreamError(
+      'internal',
+      `wallet span not applicable: partition ${span.partition}, ${span.from} to ${span.to}`,
+    );
+  }
+};
+
+/** Which key layout a topic's totals are held in: this one, an older one, or none. */
+export type HeldLayout = 'current' | 'older' | 'none';
+
+/** Reads from the topic's meta hash which layout, if any, this Redis holds its totals in. */
+export const readHeldLayout = async (redis: Redis, topic: string): Promise<HeldLayout> => {
+  let initialised: string | null;
+  let layout: string | null;
+  try {
+    [initialised, layout] = await redis.hmget(
+      walletMetaKey(topic),
+      INITIALISED_FIELD,
+      LAYOUT_FIELD,
+    );
+  } catch (error) {
+    throw translateRedisError(error);
+  }
+  if (initialised === null || initialised === undefined) return 'none';
+  return layout === WALLET_LAYOUT ? 'current' : 'older';
+};
 
 /**
- * The wallet's totals in Redis: each user's total and per-partition offsets in one hash,
- * updated by one Lua script per user so a total and its offsets never disagree, which
- * makes re-applying any records (redelivery, replay) a no-op.
+ * The wallet's totals in Redis (layout 2): users split into {@link WALLET_BUCKETS}
+ * buckets, each user's total and per-partition offsets in one hash, each bucket's markers
+ * and register of users in a hash beside them, all of a bucket under one hash tag. A batch
+ * is one Lua script per bucket, so a bucket's users and its marker never disagree, and
+ * re-applying any records (redelivery, replay, repair) is a no-op.
  */
 export const createWalletStore = (redis: Redis): WalletStore => {
   // defineCommand sends EVALSHA, falling back to EVAL once per connection (and after a
-  // SCRIPT FLUSH), so the script text crosses the wire once, not once per user.
-  if (!(APPLY_COMMAND in redis)) {
-    redis.defineCommand(APPLY_COMMAND, { lua: APPLY_LUA, numberOfKeys: 1 });
-  }
+  // SCRIPT FLUSH), so the script text crosses the wire once, not once per bucket.
+  if (!(APPLY_COMMAND in redis)) redis.defineCommand(APPLY_COMMAND, { lua: APPLY_LUA });
   return {
-    apply: async (topic, records) => {
-      // Counted now: the caller's array may change while the round trip is under way.
-      const count = records.length;
-      if (count === 0) return NOTHING;
-      // Grouping keeps input order, so each partition's offsets stay ascending per user.
-      const argvByUser = new Map<string, string[]>();
+    apply: async (topic, records, options = {}) => {
+      // Counted and grouped now: the caller's arrays may change during the round trip.
+      const spans = options.spans ?? [];
+      spans.forEach(checkSpan);
+      const only = options.buckets === undefined ? undefined : new Set(options.buckets);
+      const calls = new Map<number, BucketCall>();
+      const callOf = (bucket: number) => {
+        let call = calls.get(bucket);
+        if (call === undefined) {
+          call = { users: new Map(), partitions: new Set(), records: 0 };
+          calls.set(bucket, call);
+        }
+        return call;
+      };
+      // Every bucket's marker keeps pace with the partition, users in the batch or not.
+      if (spans.length > 0) for (const bucket of options.buckets ?? EVERY_BUCKET) callOf(bucket);
       const fields = new Map<number, string>();
       for (const record of records) {
         checkWalletRecord(record);
-        let argv = argvByUser.get(record.userId);
+        const bucket = bucketOf(record.userId);
+        if (only !== undefined && !only.has(bucket)) continue;
+        const call = callOf(bucket);
+        call.records += 1;
+        call.partitions.add(record.partition);
+        let argv = call.users.get(record.userId);
         if (argv === undefined) {
           argv = [];
-          argvByUser.set(record.userId, argv);
+          call.users.set(record.userId, argv);
         }
         let field = fields.get(record.partition);
         if (field === undefined) {
           field = offsetField(topic, record.partition);
           fields.set(record.partition, field);
         }
+        // Grouping keeps input order, so each partition's offsets stay ascending per user.
         argv.push(field, record.offset, String(record.amountCents));
       }
+      if (calls.size === 0) return { applied: 0, skipped: 0, lost: [] };
+      const spanArgs = spans.flatMap((s) => [markerField(topic, s.partition), s.from, s.to]);
+      const partitionOf = new Map(spans.map((s) => [markerField(topic, s.partition), s]));
       const pipeline = redis.pipeline() as WalletPipeline;
-      // The argv goes as one array (ioredis flattens it): spreading a hot user's records
-      // as arguments could overflow the call stack.
-      for (const [userId, argv] of argvByUser) {
-        pipeline.spendstreamWalletApply(walletKey(userId), argv);
+      const order: [number, BucketCall][] = [...calls];
+      for (const [bucket, call] of order) {
+        const keys = [bucketKey(bucket)];
+        // The argv goes as one array (ioredis flattens it): spreading a hot user's records
+        // as arguments could overflow the call stack.
+        const args: (string | number)[] = [only === undefined ? '0' : '1', spans.length];
+        args.push(...spanArgs);
+        for (const [userId, argv] of call.users) {
+          keys.push(walletKey(userId));
+          args.push(userId, argv.length / 3);
+          for (const value of argv) args.push(value);
+        }
+        pipeline.spendstreamWalletApplyBucket(keys.length, [...keys, ...args]);
       }
-      let results: Awaited<ReturnType<ChainableCommander['exec']>>;
-      try {
-        results = await pipeline.exec();
-      } catch (error) {
-        throw translateRedisError(error);
-      }
-      if (results === null) {
-        throw new SpendstreamError('internal', 'Redis discarded the wallet pipeline');
-      }
+      const results = await exec(pipeline);
       let applied = 0;
-      // Users before a failed one are applied; the caller retries the whole batch, and
-      // their offsets make that retry skip them.
-      for (const [error, appliedToUser] of results) {
+      let counted = 0;
+      const lost: LostBucket[] = [];
+      // Buckets before a failed one are applied; the caller retries the whole call, and
+      // their offsets and markers make that retry skip them.
+      for (const [index, [error, reply]] of results.entries()) {
         if (error !== null) throw translateRedisError(error);
-        applied += Number(appliedToUser);
+        const [bucket, call] = order[index] ?? [0, { records: 0, partitions: new Set<number>() }];
+        const answer = reply as BucketReply;
+        if (typeof answer === 'number') {
+          applied += answer;
+          counted += call.records;
+        } else if (answer[0] === 'behind') {
+          const span = partitionOf.get(answer[1]);
+          lost.push({
+            bucket,
+            partition: span?.partition ?? -1,
+            marker: answer[2],
+            reason: 'behind',
+          });
+        } else {
+          const partitions = spans.length > 0 ? spans.map((s) => s.partition) : call.partitions;
+          for (const partition of partitions) {
+            lost.push({ bucket, partition, marker: '0', reason: 'user' });
+          }
+        }
       }
-      return { applied, skipped: count - applied };
+      return { applied, skipped: counted - applied, lost };
     },
 
-    isInitialised: async (topic) => {
-      try {
-        return (await redis.hexists(walletMetaKey(topic), INITIALISED_FIELD)) === 1;
-      } catch (error) {
-        throw translateRedisError(error);
+    readMarkers: async (topic, partitions) => {
+      const fields = partitions.map((partition) => markerField(topic, partition));
+      const pipeline = redis.pipeline();
+      for (const bucket of EVERY_BUCKET) {
+        pipeline.exists(bucketKey(bucket));
+        if (fields.length > 0) pipeline.hmget(bucketKey(bucket), ...fields);
       }
+      const results = await exec(pipeline);
+      const step = fields.length > 0 ? 2 : 1;
+      const markers = new Map<number, ReadonlyMap<number, string> | undefined>();
+      for (const bucket of EVERY_BUCKET) {
+        const [existsError, exists] = results[bucket * step] ?? [null, 0];
+        if (existsError !== null) throw translateRedisError(existsError);
+        if (exists === 0) {
+          markers.set(bucket, undefined);
+          continue;
+        }
+        const [error, values] =
+          step === 2 ? (results[bucket * step + 1] ?? [null, []]) : [null, []];
+        if (error !== null) throw translateRedisError(error);
+        const texts = values as (string | null)[];
+        markers.set(bucket, new Map(partitions.map((p, i) => [p, texts[i] ?? '0'])));
+      }
+      return markers;
     },
+
+    isInitialised: async (topic) => (await readHeldLayout(redis, topic)) === 'current',
 
     markInitialised: async (topic) => {
-      try {
-        // HSETNX: the value says since when this Redis has held the topic, for operators.
-        await redis.hsetnx(walletMetaKey(topic), INITIALISED_FIELD, new Date().toISOString());
-      } catch (error) {
-        throw translateRedisError(error);
+      const since = new Date().toISOString();
+      const pipeline = redis.pipeline();
+      // Every bucket's hash exists from now on, so one found missing is one lost.
+      for (const bucket of EVERY_BUCKET) pipeline.hsetnx(bucketKey(bucket), SINCE_FIELD, since);
+      // HSETNX: the value says since when this Redis has held the topic, for operators.
+      pipeline.hsetnx(walletMetaKey(topic), INITIALISED_FIELD, since);
+      pipeline.hset(walletMetaKey(topic), LAYOUT_FIELD, WALLET_LAYOUT);
+      for (const [error] of await exec(pipeline)) {
+        if (error !== null) throw translateRedisError(error);
       }
     },
   };

@@ -7,14 +7,22 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { from, lastValueFrom, Subject, tap, toArray } from 'rxjs';
-import type { DeadLetterPublisher, OffsetCommitter, WalletStore } from '../../core/ports.ts';
+import type {
+  BucketRepairer,
+  DeadLetterPublisher,
+  OffsetCommitter,
+  WalletStore,
+} from '../../core/ports.ts';
+import { decodePurchaseEvent } from '../../core/purchaseEvent.ts';
 import type { WalletRecord } from '../../core/records.ts';
 import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import {
   createMemoryCommitter,
   createMemoryDeadLetters,
+  createMemoryPartitionReader,
   createMemoryWalletStore,
 } from '../../testing/index.ts';
+import { repairPartition } from '../repairPartition.ts';
 import type { AppliedBatch, DecodedBatch } from '../walletTypes.ts';
 import type { ConsumedRecord, PoisonRecord } from '../../core/records.ts';
 import { applyBatch, type ApplyBatchDeps } from './applyBatch.ts';
@@ -79,17 +87,48 @@ const batchOf = (ref: string, partition: number, items: readonly Item[]): Decode
   };
 };
 
-const fakes = () => ({
-  store: createMemoryWalletStore(),
-  deadLetters: createMemoryDeadLetters(),
-  committer: createMemoryCommitter(),
-});
+/**
+ * A repairer over a log holding nothing before the batches: what a bucket lacks below a
+ * batch's first offset is nothing, so a repair only moves the bucket's markers there.
+ */
+const emptyLogRepairer = (store: WalletStore): BucketRepairer & { readonly asked: string[] } => {
+  const asked: string[] = [];
+  const reader = createMemoryPartitionReader();
+  return {
+    asked,
+    repair: async (topic, partition, lost, to) => {
+      asked.push(`${partition}: ${lost.map((l) => l.bucket).length} buckets up to ${to}`);
+      await lastValueFrom(
+        repairPartition(
+          { topic, partition, lost, to },
+          { reader, store, decode: decodePurchaseEvent, storeCall: patient },
+        ),
+      );
+    },
+  };
+};
+
+const fakes = () => {
+  const store = createMemoryWalletStore();
+  return {
+    store,
+    deadLetters: createMemoryDeadLetters(),
+    committer: createMemoryCommitter(),
+    repairer: emptyLogRepairer(store),
+  };
+};
 
 interface Ports {
   readonly store: WalletStore;
   readonly deadLetters: DeadLetterPublisher;
   readonly committer: OffsetCommitter;
+  readonly repairer?: BucketRepairer;
 }
+
+/** What the stage passes the store for a batch of `partition` from `from` to `to`. */
+const spanned = (partition: number, from: string, to: string) => ({
+  spans: [{ partition, from, to }],
+});
 
 /** Applies `batches` to completion; what the stage emitted. */
 const applyAll = (
@@ -147,8 +186,8 @@ test('the store is applied once per batch, with every purchase of the batch', as
   const out = await applyAll([first, second], f);
 
   assert.deepEqual(f.store.calls, [
-    { method: 'apply', topic: TOPIC, records: first.records },
-    { method: 'apply', topic: TOPIC, records: second.records },
+    { method: 'apply', topic: TOPIC, records: first.records, options: spanned(0, '0', '3') },
+    { method: 'apply', topic: TOPIC, records: second.records, options: spanned(1, '0', '1') },
   ]);
   assert.deepEqual(
     f.store.totals,
@@ -181,7 +220,12 @@ test('commits one past the last offset of the batch, also when that record is po
 
 test('the committed offset is exact past 2^53, where a double would round', async () => {
   const f = fakes();
-  await applyAll([batchOf('a', 0, [bad('9007199254740993')])], f);
+  // A store that takes any offset: the stage's own arithmetic is what is tested.
+  const store: WalletStore = {
+    ...f.store,
+    apply: () => Promise.resolve({ applied: 0, skipped: 0, lost: [] }),
+  };
+  await applyAll([batchOf('a', 0, [bad('9007199254740993')])], { ...f, store });
   assert.equal(f.committer.committed(TOPIC, 0), '9007199254740994');
 });
 
@@ -241,7 +285,7 @@ test(
     for (const call of f.store.calls) {
       assert.deepEqual(
         call,
-        { method: 'apply', topic: TOPIC, records: first.records },
+        { method: 'apply', topic: TOPIC, records: first.records, options: spanned(0, '0', '2') },
         'only the first batch was tried: the second waits its turn',
       );
     }
@@ -385,15 +429,21 @@ test('batches are applied strictly one at a time, in order, each committed befor
   );
 });
 
-test('a batch of nothing but poison is committed without calling the store', async () => {
+test("a batch of nothing but poison moves every bucket's markers, then is committed", async () => {
   const f = fakes();
-  const batch = batchOf('a', 4, [bad(3), bad(4)]);
+  const batch = batchOf('a', 4, [bad(0), bad(1)]);
   const out = await applyAll([batch], f);
 
-  assert.deepEqual(f.store.calls, []);
+  // Committed offsets never pass the markers, or every bucket would look short of them.
+  assert.deepEqual(f.store.calls, [
+    { method: 'apply', topic: TOPIC, records: [], options: spanned(4, '0', '2') },
+  ]);
+  for (const [, markers] of await f.store.readMarkers(TOPIC, [4])) {
+    assert.equal(markers?.get(4), '2');
+  }
   assert.deepEqual(f.deadLetters.published, batch.poison);
-  assert.deepEqual(f.committer.commits, [{ topic: TOPIC, partition: 4, offset: '5' }]);
-  assert.deepEqual(out, [applied(batch, { applied: 0, skipped: 0, poison: 2 }, '5')]);
+  assert.deepEqual(f.committer.commits, [{ topic: TOPIC, partition: 4, offset: '2' }]);
+  assert.deepEqual(out, [applied(batch, { applied: 0, skipped: 0, poison: 2 }, '2')]);
 });
 
 test('a batch delivered again applies nothing and leaves the totals as they were', async () => {
@@ -417,4 +467,86 @@ test('a batch delivered again applies nothing and leaves the totals as they were
     f.committer.commits.map((c) => c.offset),
     ['3', '3'],
   );
+});
+
+/** `decoded` as fetched: where the fetch began and ended, in which assignment. */
+const fetched = (
+  decoded: DecodedBatch<string>,
+  fromOffset: string,
+  nextOffset: string,
+  assignment = 1,
+): DecodedBatch<string> => ({
+  ...decoded,
+  batch: { ...decoded.batch, fromOffset, nextOffset, assignment },
+});
+
+test('within one assignment a batch continues where the last ended, past transaction markers', async () => {
+  const f = fakes();
+  // Offset 2 is a commit marker; 3 is a fetch of markers alone, which never reaches the
+  // stage: the second batch begins at 4, yet continues from 3.
+  const first = fetched(batchOf('a', 0, [buy(0), buy(1)]), '0', '3');
+  const second = fetched(batchOf('b', 0, [buy(4)]), '4', '5');
+  const out = await applyAll([first, second], f);
+
+  assert.deepEqual(
+    f.store.calls.map((call) => (call.method === 'apply' ? call.options : undefined)),
+    [spanned(0, '0', '3'), spanned(0, '3', '5')],
+  );
+  assert.deepEqual(f.repairer.asked, [], 'nothing was short');
+  // The committed offset is past the markers: where the next fetch begins.
+  assert.deepEqual(
+    out.map((b) => b.nextOffset),
+    ['3', '5'],
+  );
+  assert.deepEqual(
+    f.committer.commits.map((c) => c.offset),
+    ['3', '5'],
+  );
+});
+
+test('after a rebalance a batch continues from its own first offset, and a gap is repaired first', async () => {
+  const f = fakes();
+  const first = fetched(batchOf('a', 0, [buy(0, 'u1', 10)]), '0', '1', 1);
+  // Another member had the partition meanwhile, and Redis lost what it applied (1 to 6).
+  const later = fetched(batchOf('b', 0, [buy(7, 'u1', 5)]), '7', '8', 2);
+  const log: string[] = [];
+  const repairer: BucketRepairer = {
+    repair: async (topic, partition, lost, to) => {
+      log.push(`repair ${lost.length} buckets of ${partition} from ${lost[0]?.marker} to ${to}`);
+      await f.repairer.repair(topic, partition, lost, to);
+    },
+  };
+  const store: WalletStore = {
+    ...f.store,
+    apply: async (topic, records, options) => {
+      const result = await f.store.apply(topic, records, options);
+      const limited =
+        options?.buckets === undefined ? 'every bucket' : `${options.buckets.length} buckets`;
+      log.push(`apply ${records.length} to ${limited}: ${result.lost.length} short`);
+      return result;
+    },
+  };
+  const out = await applyAll([first, later], { ...f, store, repairer });
+
+  assert.deepEqual(log, [
+    'apply 1 to every bucket: 0 short',
+    'apply 1 to every bucket: 64 short',
+    // The batch waits for the repair, then goes to the buckets that were short.
+    'repair 64 buckets of 0 from 1 to 7',
+    'apply 1 to 64 buckets: 0 short',
+  ]);
+  assert.deepEqual(f.store.totals, new Map([['u1', 15]]));
+  assert.deepEqual(out.at(-1), applied(later, { applied: 1, skipped: 0, poison: 0 }, '8'));
+  assert.equal(f.committer.committed(TOPIC, 0), '8');
+});
+
+test('without a repairer, a bucket found short fails the stream and nothing is committed', async () => {
+  const f = fakes();
+  const gap = fetched(batchOf('a', 0, [buy(5)]), '5', '6');
+  await assert.rejects(
+    applyAll([gap], { store: f.store, deadLetters: f.deadLetters, committer: f.committer }),
+    (error: unknown) => error instanceof SpendstreamError && error.code === 'internal',
+  );
+  assert.deepEqual(f.committer.calls, []);
+  assert.equal(f.store.totals.size, 0);
 });

@@ -14,6 +14,35 @@ import { onTeardown, type TestHooks } from './teardown.ts';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 
+/**
+ * Spawns `redis-server` on `port`, loading and saving `dir`/dump.rdb (only when told to
+ * `SAVE`), and resolves once it serves.
+ */
+export const spawnRedisServer = async (
+  port: number,
+  dir: string,
+): Promise<{ readonly child: ChildProcess; readonly exited: Promise<Exit> }> => {
+  const server = spawn(
+    REDIS_SERVER,
+    [
+      ...['--port', String(port), '--bind', '127.0.0.1'],
+      ...['--dir', dir, '--dbfilename', 'dump.rdb'],
+      ...['--save', '', '--appendonly', 'no'],
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = trackChild(server);
+  await eventually(
+    `redis-server on ${port} coming up`,
+    () => {
+      if (server.exitCode !== null) throw new Error(`redis-server on ${port} exited at start`);
+      return isServing('127.0.0.1', port);
+    },
+    { timeoutMs: 10_000 },
+  );
+  return { child: server, exited };
+};
+
 /** A running {@link startRedisServer}. */
 export interface RedisServer {
   readonly url: string;
@@ -40,34 +69,7 @@ export const startRedisServer = async (t: TestHooks): Promise<RedisServer> => {
   let child: ChildProcess | undefined;
   let exited: Promise<Exit> | undefined;
   const start = async () => {
-    const server = spawn(
-      REDIS_SERVER,
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--dbfilename',
-        'dump.rdb',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    );
-    child = server;
-    exited = trackChild(server);
-    await eventually(
-      `redis-server on ${port} coming up`,
-      () => {
-        if (server.exitCode !== null) throw new Error(`redis-server on ${port} exited at start`);
-        return isServing('127.0.0.1', port);
-      },
-      { timeoutMs: 10_000 },
-    );
+    ({ child, exited } = await spawnRedisServer(port, dir));
   };
   const command = async (...args: string[]) => {
     const redis = createRedis({ url });

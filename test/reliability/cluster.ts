@@ -2,7 +2,7 @@
 // Redis, with the ingest and wallet services running as child processes the way
 // `npm start` runs them, so a test can SIGKILL, SIGTERM and restart them, restart Redis
 // empty or from a snapshot, cut PostgreSQL connections and stop the shared Kafka broker.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,19 +18,17 @@ import { offsetField, userIdOfKey } from '../../src/adapters/redis/walletKeys.ts
 import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
 import type { BucketMarkers } from '../../src/core/ports.ts';
 import { isServing, ROOT, run } from '../../scripts/infra.ts';
-import { eventually } from '../harness/eventually.ts';
 import {
   freePort,
   startIngestProcess,
   startWalletProcess,
-  trackChild,
   type Exit,
   type ServiceProcess,
 } from '../harness/processes.ts';
 import { createTestDatabase, databaseUrl, testConfig, uniqueName } from '../helpers.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
+import { spawnRedisServer } from '../harness/redisServer.ts';
 
-const REDIS_SERVER = '/usr/bin/redis-server';
 const LOG_DIR = `${tmpdir()}/spendstream-reliability`;
 
 /**
@@ -60,34 +58,7 @@ const privateRedis = async (): Promise<PrivateRedis> => {
   return {
     url: `redis://127.0.0.1:${port}`,
     start: async () => {
-      const server = spawn(
-        REDIS_SERVER,
-        [
-          '--port',
-          String(port),
-          '--bind',
-          '127.0.0.1',
-          '--dir',
-          dir,
-          '--dbfilename',
-          'dump.rdb',
-          '--save',
-          '',
-          '--appendonly',
-          'no',
-        ],
-        { stdio: 'ignore' },
-      );
-      child = server;
-      exited = trackChild(server);
-      await eventually(
-        `redis-server on ${port} coming up`,
-        () => {
-          if (server.exitCode !== null) throw new Error(`redis-server on ${port} exited at start`);
-          return isServing('127.0.0.1', port);
-        },
-        { timeoutMs: 10_000 },
-      );
+      ({ child, exited } = await spawnRedisServer(port, dir));
     },
     save: async () => {
       const redis = createRedis({ url: `redis://127.0.0.1:${port}` });

@@ -193,6 +193,30 @@ export const startLoad = (options: LoadOptions): Load => {
 
   const urls = options.urls ?? [options.url];
   let opened = 0;
+  /** A purchase about to be sent for the first time, counted from now on. */
+  const track = (
+    id: string,
+    userId: string,
+    cents: number,
+    amount: number | string,
+  ): SentPurchase => {
+    const purchase: SentPurchase = {
+      id,
+      userId,
+      cents,
+      amount,
+      firstFate: 'pending',
+      firstCode: undefined,
+      acked: false,
+      newAcks: 0,
+      duplicateAcks: 0,
+      sends: 0,
+      lastCode: undefined,
+    };
+    purchases.set(purchase.id, purchase);
+    return purchase;
+  };
+
   /** Opens a connection whose replies are matched to its frames in order. */
   const open = (resend: boolean): Connection => {
     const url = urls[opened % urls.length] ?? options.url;
@@ -283,21 +307,12 @@ export const startLoad = (options: LoadOptions): Load => {
       const cents = 1 + ((n * 7_919 + index * 104_729) % 100_000);
       // Numbers and strings both, as clients send them; the cents are the same.
       const amount = n % 3 === 0 ? Number(centsToDecimal(cents)) : centsToDecimal(cents);
-      const purchase: SentPurchase = {
-        id: `${tag}-${index}-${n}`,
-        userId: `user-${(n * 31 + index) % options.users}`,
+      return track(
+        `${tag}-${index}-${n}`,
+        `user-${(n * 31 + index) % options.users}`,
         cents,
         amount,
-        firstFate: 'pending',
-        firstCode: undefined,
-        acked: false,
-        newAcks: 0,
-        duplicateAcks: 0,
-        sends: 0,
-        lastCode: undefined,
-      };
-      purchases.set(purchase.id, purchase);
-      return purchase;
+      );
     };
     const connect = () => {
       if (!running) return;
@@ -353,21 +368,7 @@ export const startLoad = (options: LoadOptions): Load => {
       extraFrames += 1;
       const frame = Array.from({ length: count }, (_, n): SentPurchase => {
         const cents = 100 + n;
-        const purchase: SentPurchase = {
-          id: `${tag}-frame-${extraFrames}-${n}`,
-          userId,
-          cents,
-          amount: centsToDecimal(cents),
-          firstFate: 'pending',
-          firstCode: undefined,
-          acked: false,
-          newAcks: 0,
-          duplicateAcks: 0,
-          sends: 0,
-          lastCode: undefined,
-        };
-        purchases.set(purchase.id, purchase);
-        return purchase;
+        return track(`${tag}-frame-${extraFrames}-${n}`, userId, cents, centsToDecimal(cents));
       });
       const connection = open(false);
       await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,7 @@
 import type { Admin } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { fetchTopicEnds, rewindGroup } from '../adapters/kafka/groupAdmin.ts';
+import { withRebuildLock } from '../adapters/redis/rebuildLock.ts';
 import { markRebuild } from '../adapters/redis/rebuildMarker.ts';
 import { deleteAllTotals } from '../adapters/redis/totalsScan.ts';
 import { readHeldLayout } from '../adapters/redis/walletStore.ts';
@@ -35,6 +36,31 @@ export const prepareTotals = async ({
   logger,
 }: PrepareTotalsDeps): Promise<void> => {
   if (await store.isInitialised(topic)) return;
+  // One rebuild at a time: a second wallet starting beside the first would rewind the
+  // group and delete the totals the first is rebuilding. It waits, then finds them held.
+  await withRebuildLock(
+    redis,
+    topic,
+    async () => {
+      if (await store.isInitialised(topic)) return;
+      await rebuild({ store, admin, redis, topic, groupId, logger });
+    },
+    {
+      onWait: () =>
+        logger.info('another wallet is preparing the totals: waiting for it', { topic }),
+    },
+  );
+};
+
+/** Rewinds the group and marks the totals incomplete: see {@link prepareTotals}. */
+const rebuild = async ({
+  store,
+  admin,
+  redis,
+  topic,
+  groupId,
+  logger,
+}: PrepareTotalsDeps): Promise<void> => {
   const older = (await readHeldLayout(redis, topic)) === 'older';
   if (!(await rewindGroup(admin, groupId, topic))) {
     // Consuming on from the group's offsets would leave the lost totals lost for good, or

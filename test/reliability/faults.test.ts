@@ -425,6 +425,33 @@ test(
     }),
 );
 
+test(
+  'Redis restarted empty under two wallets, both restarted at once: one rebuilds',
+  TIMEOUT,
+  (t) =>
+    scenario(t, 'redis-restart-empty-two-wallets', 2, async ({ cluster }) => {
+      const before = [...cluster.wallets];
+      await cluster.restartRedisEmpty();
+      await sleep(settings.faultMs);
+      await Promise.all(before.map((wallet) => wallet.kill('SIGTERM')));
+      const healedAt = Date.now();
+      // Both find no totals at the same moment: without one rebuild at a time, both would
+      // rewind the group and delete what the other had rebuilt, or one would refuse to start.
+      const restarted = await Promise.all([cluster.startWallet(), cluster.startWallet()]);
+      return {
+        recoveryMs: later(catchUp(cluster, healedAt)),
+        check: () => {
+          const replayed = restarted.filter(
+            (wallet) =>
+              wallet.logLine('Redis holds no totals for the topic: replaying it from the start') !==
+              undefined,
+          );
+          assert.equal(replayed.length, 1, 'exactly one of the two rebuilt the totals');
+        },
+      };
+    }),
+);
+
 /**
  * Milliseconds from `since` until every bucket's marker has reached `targets` (the
  * committed offsets when Redis went back): the lost writes are repaired. Undefined if not

@@ -68,3 +68,10 @@ export const userIdOfKey = (key: string): string | undefined => {
   const [, bucket, userId = ''] = match;
   return bucketOf(userId) === Number(bucket) ? userId : undefined;
 };
+
+/**
+ * The lock one wallet holds while it prepares (rebuilds) the totals of `topic`:
+ * `wallet:rebuild-lock:{<topic>}`, so that two wallets starting at once on an empty Redis
+ * never both rewind the group and delete each other's progress.
+ */
+export const rebuildLockKey = (topic: string): string => `wallet:rebuild-lock:{${topic}}`;

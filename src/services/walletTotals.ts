@@ -27,14 +27,8 @@ export interface PrepareTotalsDeps {
  * is refused otherwise. The totals are then marked incomplete until the group has
  * committed the offsets the topic had reached.
  */
-export const prepareTotals = async ({
-  store,
-  admin,
-  redis,
-  topic,
-  groupId,
-  logger,
-}: PrepareTotalsDeps): Promise<void> => {
+export const prepareTotals = async (deps: PrepareTotalsDeps): Promise<void> => {
+  const { store, redis, topic, logger } = deps;
   if (await store.isInitialised(topic)) return;
   // One rebuild at a time: a second wallet starting beside the first would rewind the
   // group and delete the totals the first is rebuilding. It waits, then finds them held.
@@ -43,7 +37,7 @@ export const prepareTotals = async ({
     topic,
     async () => {
       if (await store.isInitialised(topic)) return;
-      await rebuild({ store, admin, redis, topic, groupId, logger });
+      await rebuild(deps);
     },
     {
       onWait: () =>

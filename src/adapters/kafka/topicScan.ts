@@ -1,99 +1,31 @@
-import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import type { OutboxEntryProbe, PublishedPurchaseFinder } from '../../core/ports.ts';
-import { partitionForKey } from './partitioner.ts';
+import type { Admin, Kafka } from 'kafkajs';
+import type {
+  OutboxEntryProbe,
+  PartitionReader,
+  PublishedPurchaseFinder,
+} from '../../core/ports.ts';
+import type { ConsumedRecord } from '../../core/records.ts';
 import { StoreUnavailableError } from '../../core/errors.ts';
+import { decodePurchaseEvent } from '../../core/purchaseEvent.ts';
 import { translateKafkaError } from './client.ts';
-import { decodePurchaseEvent, PURCHASE_ID_HEADER } from '../../core/purchaseEvent.ts';
+import { createPartitionReader } from './partitionReader.ts';
+import { partitionForKey } from './partitioner.ts';
 
+/** Offsets `[start, high)` of one partition to read. */
 interface PartitionRange {
   readonly start: bigint;
   readonly high: bigint;
-  /** Set by the first batch from `start`: batches fetched before the seek do not count. */
-  started: boolean;
 }
 
-const purchaseIdOf = (message: KafkaMessage): string | undefined => {
-  const header = message.headers?.[PURCHASE_ID_HEADER];
-  if (header !== undefined) return String(header);
-  if (message.value === null) return undefined;
+const purchaseIdOf = (record: ConsumedRecord): string | undefined => {
+  if (record.value === null) return undefined;
   try {
-    return decodePurchaseEvent(message.value).id;
+    return decodePurchaseEvent(record.value).id;
   } catch {
     // Not a purchase this service can read, so not one of those looked for.
     return undefined;
   }
 };
-
-/** Reads `ranges` of `topic` through `consumer`, calling `onMessage` for each record in them. */
-const readRanges = (
-  consumer: Consumer,
-  topic: string,
-  ranges: Map<number, PartitionRange>,
-  onMessage: (message: KafkaMessage) => void,
-  timeoutMs: number,
-): Promise<void> =>
-  new Promise<void>((resolve, reject) => {
-    const fail = (error: unknown) => {
-      clearTimeout(timer);
-      reject(translateKafkaError(error));
-    };
-    const timer = setTimeout(
-      () => fail(new StoreUnavailableError('kafka', `checking topic ${topic} timed out`)),
-      timeoutMs,
-    );
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) fail(payload.error);
-    });
-    /** Takes one fetched batch of `partition`; resolves once every range is read. */
-    const take = (
-      partition: number,
-      first: string | null,
-      last: string,
-      messages: readonly KafkaMessage[],
-    ) => {
-      const range = ranges.get(partition);
-      if (range === undefined || first === null) return;
-      if (!range.started && BigInt(first) > range.start) return;
-      range.started = true;
-      for (const message of messages) {
-        const offset = BigInt(message.offset);
-        if (offset >= range.start && offset < range.high) onMessage(message);
-      }
-      if (BigInt(last) + 1n >= range.high) {
-        ranges.delete(partition);
-        if (ranges.size === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      }
-    };
-    // A fetch of nothing but aborted records and transaction markers never reaches
-    // eachBatch; only this event tells how far it went.
-    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      if (payload.batchSize === 0) {
-        take(payload.partition, payload.firstOffset, payload.lastOffset, []);
-      }
-    });
-    consumer
-      .run({
-        autoCommit: false,
-        partitionsConsumedConcurrently: ranges.size,
-        // Offsets of everything fetched, including what a read-committed consumer does
-        // not show (aborted records, transaction markers), so the end is recognised.
-        eachBatch: ({ batch }) => {
-          take(batch.partition, batch.firstOffset(), batch.lastOffset(), batch.messages);
-          return Promise.resolve();
-        },
-      })
-      // kafkajs takes seeks only once `run` has created the group membership.
-      .then(() => {
-        for (const [partition, { start }] of ranges) {
-          consumer.seek({ topic, partition, offset: start.toString() });
-        }
-      })
-      .catch(fail);
-  });
 
 // Kafka timestamps come from the producer's clock, outbox times from PostgreSQL's.
 const CLOCK_SLACK_MS = 60_000;
@@ -161,7 +93,7 @@ const planScan = async (
   const ranges = new Map<number, PartitionRange>();
   for (const [partition, start] of starts) {
     const high = highs.get(partition) ?? start;
-    if (start < high) ranges.set(partition, { start, high, started: false });
+    if (start < high) ranges.set(partition, { start, high });
   }
   return { ranges, wanted };
 };
@@ -169,6 +101,7 @@ const planScan = async (
 /** The ids of `entries`' purchases the topic holds: see {@link PublishedPurchaseFinder}. */
 const findPublishedIds = async (
   kafka: Kafka,
+  reader: PartitionReader,
   topic: string,
   partitions: number,
   entries: readonly OutboxEntryProbe[],
@@ -181,29 +114,23 @@ const findPublishedIds = async (
   await admin.connect();
   try {
     const { ranges, wanted } = await planScan(admin, topic, partitions, entries);
-    if (ranges.size > 0) {
-      // A throw-away group: kafkajs seeks only within a group, and nothing must remember it.
-      const groupId = `spendstream-outbox-check-${randomUUID()}`;
-      const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
-      try {
-        await consumer.connect();
-        await consumer.subscribe({ topics: [topic], fromBeginning: false });
-        await readRanges(
-          consumer,
-          topic,
-          ranges,
-          (message) => {
+    // Every range at once, each through a throw-away group of its own, within the time.
+    const deadline = Date.now() + timeoutMs;
+    await Promise.all(
+      [...ranges].map(async ([partition, { start, high }]) => {
+        const pages = reader.read(topic, partition, start.toString(), high.toString());
+        for await (const { records } of pages) {
+          for (const record of records) {
             scanned += 1;
-            const id = purchaseIdOf(message);
+            const id = purchaseIdOf(record);
             if (id !== undefined && wanted.has(id)) found.add(id);
-          },
-          timeoutMs,
-        );
-      } finally {
-        await consumer.disconnect().catch(() => undefined);
-        await admin.deleteGroups([groupId]).catch(() => undefined);
-      }
-    }
+          }
+          if (Date.now() > deadline) {
+            throw new StoreUnavailableError('kafka', `checking topic ${topic} timed out`);
+          }
+        }
+      }),
+    );
     // All or none: one purchase of an atomic entry found means all of it is there.
     for (const entry of entries) {
       if (entry.atomic && entry.purchases.some(({ id }) => found.has(id))) {
@@ -233,13 +160,22 @@ export interface TopicScanConfig {
 
 /**
  * Finds published purchases by reading ranges of `topic` up to its end, read-committed,
- * through a throw-away consumer group.
+ * through the wallet's {@link createPartitionReader} (throw-away consumer groups).
  */
 export const createTopicScan = ({
   kafka,
   topic,
   partitions,
   timeoutMs = 30_000,
-}: TopicScanConfig): PublishedPurchaseFinder => ({
-  findPublished: (entries) => findPublishedIds(kafka, topic, partitions, entries, timeoutMs),
-});
+}: TopicScanConfig): PublishedPurchaseFinder => {
+  // A read that waits for a fetch longer than the whole scan may take has failed.
+  const reader = createPartitionReader({
+    kafka,
+    idleTimeoutMs: timeoutMs,
+    groupPrefix: 'spendstream-outbox-check',
+  });
+  return {
+    findPublished: (entries) =>
+      findPublishedIds(kafka, reader, topic, partitions, entries, timeoutMs),
+  };
+};

@@ -134,6 +134,24 @@ export interface ApplyResult {
  */
 export type BucketMarkers = ReadonlyMap<number, ReadonlyMap<number, string> | undefined>;
 
+/** One user in a snapshot: their total and, per partition, the last offset it includes. */
+export interface SnapshotUser {
+  readonly userId: string;
+  readonly totalCents: number;
+  readonly offsets: ReadonlyMap<number, string>;
+}
+
+/**
+ * A bucket's totals as a snapshot holds them: every record of a partition before its
+ * marker is included in its users' totals (the users listed, or those of an earlier
+ * snapshot of the bucket not changed since).
+ */
+export interface BucketSnapshot {
+  readonly bucket: number;
+  readonly markers: ReadonlyMap<number, string>;
+  readonly users: readonly SnapshotUser[];
+}
+
 /** Per-user totals in integer cents, with exactly-once application (Redis). */
 export interface WalletStore {
   /**
@@ -155,6 +173,24 @@ export interface WalletStore {
   isInitialised(topic: string): Promise<boolean>;
   /** Records that this store now holds (or is rebuilding) the totals of `topic`. */
   markInitialised(topic: string): Promise<void>;
+  /**
+   * The bucket's markers of `partitions` and the users changed since the last
+   * {@link settleSnapshot} of them, read in one atomic step; undefined when the bucket's
+   * own state is gone. Users taken and not settled are taken again by the next call.
+   */
+  takeSnapshot(
+    topic: string,
+    bucket: number,
+    partitions: readonly number[],
+  ): Promise<BucketSnapshot | undefined>;
+  /** The users of a taken snapshot are stored: they count as changed no more. */
+  settleSnapshot(bucket: number, userIds: readonly string[]): Promise<void>;
+  /**
+   * Brings the bucket up to `snapshot`: each user the snapshot holds further on than the
+   * store gets the snapshot's total and offsets, then each marker is raised to the
+   * snapshot's. A user the store holds further on is kept.
+   */
+  restore(topic: string, snapshot: BucketSnapshot): Promise<void>;
 }
 
 /** One fetch's worth of a stretch of a partition, as {@link PartitionReader} reads it. */

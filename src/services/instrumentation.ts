@@ -102,6 +102,9 @@ export const instrumentWalletStore = (
     readMarkers: (topic, partitions) => store.readMarkers(topic, partitions),
     isInitialised: (topic) => store.isInitialised(topic),
     markInitialised: (topic) => store.markInitialised(topic),
+    takeSnapshot: (topic, bucket, partitions) => store.takeSnapshot(topic, bucket, partitions),
+    settleSnapshot: (bucket, userIds) => store.settleSnapshot(bucket, userIds),
+    restore: (topic, snapshot) => store.restore(topic, snapshot),
   };
 };
 

@@ -4,8 +4,10 @@ import type {
   ApplyOptions,
   ApplyResult,
   BucketMarkers,
+  BucketSnapshot,
   LostBucket,
   PartitionSpan,
+  SnapshotUser,
   WalletStore,
 } from '../core/ports.ts';
 import { checkWalletRecord, type WalletRecord } from '../core/records.ts';
@@ -23,7 +25,11 @@ export type MemoryWalletStoreCall =
       readonly options: ApplyOptions;
     }
   | { readonly method: 'readMarkers'; readonly topic: string }
-  | { readonly method: 'isInitialised' | 'markInitialised'; readonly topic: string };
+  | { readonly method: 'isInitialised' | 'markInitialised'; readonly topic: string }
+  | {
+      readonly method: 'takeSnapshot' | 'settleSnapshot' | 'restore';
+      readonly bucket: number;
+    };
 
 /** An in-memory {@link WalletStore} that shows what it holds and fails on request. */
 export interface MemoryWalletStore extends WalletStore {
@@ -94,6 +100,18 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
   let totals = new Map<string, number>();
   let offsets = new Map<string, Map<string, string>>();
   let buckets = new Map<number, BucketState>();
+  /** Per bucket, the users changed since they were last taken by a snapshot. */
+  let dirty = new Map<number, Set<string>>();
+  /** Per bucket, the users taken by a snapshot and not yet settled. */
+  let taking = new Map<number, Set<string>>();
+  const setOf = (sets: Map<number, Set<string>>, bucket: number): Set<string> => {
+    let set = sets.get(bucket);
+    if (set === undefined) {
+      set = new Set();
+      sets.set(bucket, set);
+    }
+    return set;
+  };
   const initialised = new Set<string>();
   const calls: MemoryWalletStoreCall[] = [];
   const faults = {
@@ -101,6 +119,9 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
     readMarkers: createFaultQueue(),
     isInitialised: createFaultQueue(),
     markInitialised: createFaultQueue(),
+    takeSnapshot: createFaultQueue(),
+    settleSnapshot: createFaultQueue(),
+    restore: createFaultQueue(),
   };
   const stateOf = (bucket: number): BucketState => {
     let state = buckets.get(bucket);
@@ -160,6 +181,7 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
       }
       userOffsets.set(field, record.offset);
       totals.set(record.userId, (totals.get(record.userId) ?? 0) + record.amountCents);
+      setOf(dirty, bucket).add(record.userId);
       applied += 1;
     }
     for (const span of spans) {
@@ -221,6 +243,80 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
       }),
     );
 
+  const takeSnapshot = (
+    topic: string,
+    bucket: number,
+    partitions: readonly number[],
+  ): BucketSnapshot | undefined => {
+    const state = buckets.get(bucket);
+    if (state === undefined) return undefined;
+    const taken = setOf(taking, bucket);
+    for (const userId of dirty.get(bucket) ?? []) taken.add(userId);
+    dirty.delete(bucket);
+    const users: SnapshotUser[] = [];
+    for (const userId of taken) {
+      const total = totals.get(userId);
+      if (total === undefined) continue;
+      const held = new Map<number, string>();
+      for (const [field, offset] of offsets.get(userId) ?? []) {
+        if (field.startsWith(`${topic}:`)) held.set(Number(field.slice(topic.length + 1)), offset);
+      }
+      users.push({ userId, totalCents: total, offsets: held });
+    }
+    return {
+      bucket,
+      markers: new Map(partitions.map((p) => [p, state.markers.get(`${topic}:${p}`) ?? '0'])),
+      users,
+    };
+  };
+
+  const restore = (topic: string, snapshot: BucketSnapshot): void => {
+    const decisions: [SnapshotUser, boolean][] = [];
+    for (const user of snapshot.users) {
+      if (bucketOf(user.userId) !== snapshot.bucket) {
+        throw new SpendstreamError(
+          'internal',
+          `snapshot of bucket ${snapshot.bucket} holds ${user.userId} of bucket ${bucketOf(user.userId)}`,
+        );
+      }
+      const held = new Map<string, string>();
+      for (const [field, offset] of offsets.get(user.userId) ?? []) {
+        if (field.startsWith(`${topic}:`)) held.set(field, offset);
+      }
+      const exists = totals.has(user.userId);
+      let snapshotAhead = true;
+      let heldAhead = true;
+      for (const [partition, offset] of user.offsets) {
+        const h = BigInt(held.get(`${topic}:${partition}`) ?? '-1');
+        if (BigInt(offset) < h) snapshotAhead = false;
+        if (BigInt(offset) > h) heldAhead = false;
+      }
+      for (const field of held.keys()) {
+        if (!user.offsets.has(Number(field.slice(topic.length + 1)))) snapshotAhead = false;
+      }
+      if (exists && !snapshotAhead && !heldAhead) {
+        throw new SpendstreamError('internal', `${user.userId} differs from the snapshot`);
+      }
+      decisions.push([user, !exists || (snapshotAhead && !heldAhead)]);
+    }
+    const state = stateOf(snapshot.bucket);
+    for (const [user, replace] of decisions) {
+      if (replace) {
+        totals.set(user.userId, user.totalCents);
+        offsets.set(
+          user.userId,
+          new Map([...user.offsets].map(([p, o]) => [`${topic}:${p}`, o] as const)),
+        );
+      }
+      state.users.add(user.userId);
+    }
+    for (const [partition, offset] of snapshot.markers) {
+      const field = `${topic}:${partition}`;
+      if (BigInt(offset) > BigInt(state.markers.get(field) ?? '0'))
+        state.markers.set(field, offset);
+    }
+  };
+
   return {
     get totals() {
       return totals;
@@ -259,6 +355,27 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
         initialised.add(topic);
       });
     },
+    takeSnapshot: (topic, bucket, partitions) => {
+      calls.push({ method: 'takeSnapshot', bucket });
+      return faults.takeSnapshot.call(() => takeSnapshot(topic, bucket, [...partitions]));
+    },
+    settleSnapshot: (bucket, userIds) => {
+      calls.push({ method: 'settleSnapshot', bucket });
+      const ids = [...userIds];
+      return faults.settleSnapshot.call(() => {
+        const taken = taking.get(bucket);
+        for (const userId of ids) taken?.delete(userId);
+      });
+    },
+    restore: (topic, snapshot) => {
+      calls.push({ method: 'restore', bucket: snapshot.bucket });
+      const copied: BucketSnapshot = {
+        bucket: snapshot.bucket,
+        markers: new Map(snapshot.markers),
+        users: snapshot.users.map((u) => ({ ...u, offsets: new Map(u.offsets) })),
+      };
+      return faults.restore.call(() => restore(topic, copied));
+    },
     failNext: (method, count, error) => faults[method].failNext(count, error),
     hangNext: (method, count, options) => faults[method].hangNext(count, options),
     setFailure: (method, error) => faults[method].setFailure(error),
@@ -279,8 +396,12 @@ export const createMemoryWalletStore = (): MemoryWalletStore => {
             { markers: new Map(state.markers), users: new Set(state.users) },
           ]),
         ),
+        dirty: new Map([...dirty].map(([bucket, set]) => [bucket, new Set(set)])),
+        taking: new Map([...taking].map(([bucket, set]) => [bucket, new Set(set)])),
       };
       return () => {
+        dirty = new Map([...saved.dirty].map(([bucket, set]) => [bucket, new Set(set)]));
+        taking = new Map([...saved.taking].map(([bucket, set]) => [bucket, new Set(set)]));
         totals = new Map(saved.totals);
         offsets = new Map([...saved.offsets].map(([user, map]) => [user, new Map(map)]));
         buckets = new Map(

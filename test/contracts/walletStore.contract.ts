@@ -461,6 +461,159 @@ export const walletStoreContract = (
       }
     });
 
+    test('a snapshot takes the users changed since the last one, with the markers', async ({
+      store,
+    }) => {
+      await store.markInitialised(TOPIC);
+      const [a = '', b = '', c = ''] = usersOf(5, 3);
+      await store.apply(TOPIC, [record(0, 0, a, 100), record(1, 0, b, 200)], {
+        spans: [span(0, 0, 1), span(1, 0, 1)],
+      });
+      const first = await store.takeSnapshot(TOPIC, 5, [0, 1, 2]);
+      assert.ok(first !== undefined);
+      assert.deepEqual(
+        first.markers,
+        new Map([
+          [0, '1'],
+          [1, '1'],
+          [2, '0'],
+        ]),
+      );
+      const byUser = new Map(first.users.map((u) => [u.userId, u]));
+      assert.deepEqual(byUser.get(a), { userId: a, totalCents: 100, offsets: new Map([[0, '0']]) });
+      assert.deepEqual(byUser.get(b), { userId: b, totalCents: 200, offsets: new Map([[1, '0']]) });
+      assert.equal(byUser.size, 2);
+
+      // Not settled (the write failed): the next snapshot takes them again, with what
+      // changed since.
+      await store.apply(TOPIC, [record(0, 1, c, 300)], { spans: [span(0, 1, 2)] });
+      const second = await store.takeSnapshot(TOPIC, 5, [0, 1]);
+      assert.deepEqual(new Set(second?.users.map((u) => u.userId)), new Set([a, b, c]));
+      assert.deepEqual(
+        second?.markers,
+        new Map([
+          [0, '2'],
+          [1, '1'],
+        ]),
+      );
+      await store.settleSnapshot(5, [a, b, c]);
+      assert.deepEqual((await store.takeSnapshot(TOPIC, 5, [0]))?.users, []);
+
+      // A user changed after the take and before the settle stays to be taken.
+      await store.apply(TOPIC, [record(0, 2, a, 1)], { spans: [span(0, 2, 3)] });
+      const third = await store.takeSnapshot(TOPIC, 5, [0]);
+      await store.apply(TOPIC, [record(0, 3, a, 1)], { spans: [span(0, 3, 4)] });
+      await store.settleSnapshot(5, third?.users.map((u) => u.userId) ?? []);
+      const fourth = await store.takeSnapshot(TOPIC, 5, [0]);
+      assert.deepEqual(fourth?.users, [
+        { userId: a, totalCents: 102, offsets: new Map([[0, '3']]) },
+      ]);
+      // Other buckets took nothing; a bucket whose own state is gone has no snapshot.
+      assert.deepEqual((await store.takeSnapshot(TOPIC, 6, [0]))?.users, []);
+    });
+
+    test('a lost bucket has no snapshot', async ({ store, deleteBucket }) => {
+      await store.markInitialised(TOPIC);
+      await deleteBucket(9);
+      assert.equal(await store.takeSnapshot(TOPIC, 9, [0]), undefined);
+    });
+
+    test('a restore puts a lost bucket back; replaying its tail counts nothing twice', async ({
+      store,
+      readBack,
+      snapshot,
+    }) => {
+      await store.markInitialised(TOPIC);
+      const users = usersOf(3, 4);
+      const history = Array.from({ length: 40 }, (_, i) =>
+        record(i % 2, Math.floor(i / 2), users[i % 4] ?? '', 100 + i),
+      );
+      const bySpan = (from: number, to: number) =>
+        history.filter((r) => Number(r.offset) >= from && Number(r.offset) < to);
+      const emptyStore = await snapshot();
+      await store.apply(TOPIC, bySpan(0, 12), { spans: [span(0, 0, 12), span(1, 0, 12)] });
+      const taken = await store.takeSnapshot(TOPIC, 3, [0, 1]);
+      assert.ok(taken !== undefined);
+      await store.apply(TOPIC, bySpan(12, 20), { spans: [span(0, 12, 20), span(1, 12, 20)] });
+      const expected = sums(history);
+
+      // Everything lost: the snapshot, then the tail from its markers (and a replay of
+      // more than the tail: the users' offsets skip what the snapshot holds).
+      await emptyStore();
+      await store.markInitialised(TOPIC);
+      await store.restore(TOPIC, taken);
+      assert.deepEqual(
+        (await store.readMarkers(TOPIC, [0, 1])).get(3),
+        new Map([
+          [0, '12'],
+          [1, '12'],
+        ]),
+      );
+      const replay = await store.apply(TOPIC, bySpan(6, 20), {
+        spans: [span(0, 6, 20), span(1, 6, 20)],
+        buckets: [3],
+      });
+      assert.deepEqual(replay, { applied: 16, skipped: 12, lost: [] });
+      assert.deepEqual(await readBack(), expected);
+    });
+
+    test('a restore keeps users the store holds further on, and never lowers a marker', async ({
+      store,
+      readBack,
+    }) => {
+      await store.markInitialised(TOPIC);
+      const [a = '', b = ''] = usersOf(7, 2);
+      await store.apply(TOPIC, [record(0, 0, a, 100), record(0, 1, b, 200)], {
+        spans: [span(0, 0, 2)],
+      });
+      const old = await store.takeSnapshot(TOPIC, 7, [0]);
+      assert.ok(old !== undefined);
+      await store.apply(TOPIC, [record(0, 2, a, 5)], { spans: [span(0, 2, 3)] });
+      await store.restore(TOPIC, old);
+      assert.deepEqual(
+        await readBack(),
+        new Map([
+          [a, 105],
+          [b, 200],
+        ]),
+      );
+      assert.deepEqual((await store.readMarkers(TOPIC, [0])).get(7), new Map([[0, '3']]));
+
+      // A snapshot that disagrees with a user (neither holds all the other does) is refused.
+      const diverged = {
+        bucket: 7,
+        markers: new Map([[0, '9']]),
+        users: [
+          {
+            userId: a,
+            totalCents: 1,
+            offsets: new Map([
+              [0, '9'],
+              [1, '0'],
+            ]),
+          },
+        ],
+      };
+      await store.apply(TOPIC, [record(1, 5, a, 1)]);
+      await assert.rejects(store.restore(TOPIC, diverged));
+      assert.deepEqual(
+        await readBack(),
+        new Map([
+          [a, 106],
+          [b, 200],
+        ]),
+      );
+      // A user of another bucket does not belong in the snapshot.
+      const [other = ''] = usersOf(8, 1);
+      await assert.rejects(
+        store.restore(TOPIC, {
+          bucket: 7,
+          markers: new Map(),
+          users: [{ userId: other, totalCents: 1, offsets: new Map([[0, '1']]) }],
+        }),
+      );
+    });
+
     test('apply takes the records as they were when it was called', async ({ store, readBack }) => {
       const batch = [record(0, 0, 'reuse', 100), record(0, 1, 'reuse', 200)];
       const applying = store.apply(TOPIC, batch);

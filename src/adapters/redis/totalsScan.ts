@@ -4,7 +4,7 @@ import { translateRedisError } from './client.ts';
 import { TOTAL_FIELD, userIdOfKey } from './walletKeys.ts';
 
 /**
- * Deletes every user's and bucket's hash under the client's key prefix — of this layout
+ * Deletes every user's and bucket's hash and set under the client's key prefix — of this layout
  * and of older ones, every `wallet:…` key but the topics' meta hashes — one SCAN page at a
  * time; returns how many it deleted. Used before replaying a topic into a Redis that lost
  * its totals, or holds them in an older layout: hashes written since the loss hold offsets
@@ -12,19 +12,23 @@ import { TOTAL_FIELD, userIdOfKey } from './walletKeys.ts';
  */
 export const deleteAllTotals = async (redis: Redis, pageSize = 1_000): Promise<number> => {
   const prefix = redis.options.keyPrefix ?? '';
-  const pages = redis.scanStream({
-    match: `${escapeGlob(`${prefix}wallet:`)}*`,
-    type: 'hash',
-    count: pageSize,
-  }) as AsyncIterable<string[]>;
   const meta = `${prefix}wallet:meta:`;
   let deleted = 0;
   try {
-    for await (const page of pages) {
-      const keys = page.filter((key) => !key.startsWith(meta));
-      if (keys.length === 0) continue;
-      // UNLINK gets the client's prefix added again, so it takes the keys without it.
-      deleted += await redis.unlink(...keys.map((key) => key.slice(prefix.length)));
+    // Hashes (users, buckets) and sets (each bucket's users changed since its snapshot);
+    // not the strings (the rebuild lock) nor the meta hashes.
+    for (const type of ['hash', 'set']) {
+      const pages = redis.scanStream({
+        match: `${escapeGlob(`${prefix}wallet:`)}*`,
+        type,
+        count: pageSize,
+      }) as AsyncIterable<string[]>;
+      for await (const page of pages) {
+        const keys = page.filter((key) => !key.startsWith(meta));
+        if (keys.length === 0) continue;
+        // UNLINK gets the client's prefix added again, so it takes the keys without it.
+        deleted += await redis.unlink(...keys.map((key) => key.slice(prefix.length)));
+      }
     }
   } catch (error) {
     throw translateRedisError(error);

@@ -22,8 +22,10 @@ const bucketTag = (bucket: number): string => `{b${bucket}}`;
  * applied to the user per partition. The tag comes first, so a user id holding braces
  * cannot move the key to another slot.
  */
-export const walletKey = (userId: string): string =>
-  `wallet:${bucketTag(bucketOf(userId))}:${userId}`;
+export const walletKey = (userId: string): string => `${userKeyPrefix(bucketOf(userId))}${userId}`;
+
+/** What the hash of every user of `bucket` is named before the user id. */
+export const userKeyPrefix = (bucket: number): string => `wallet:${bucketTag(bucket)}:`;
 
 /**
  * A bucket's own hash: `wallet:bucket:{b<bucket>}`, in the slot of its users. It holds the
@@ -44,6 +46,26 @@ export const USER_FIELD_PREFIX = 'u:';
 /** Field of a bucket's hash present for each user the bucket has a hash for. */
 export const userField = (userId: string): string => `${USER_FIELD_PREFIX}${userId}`;
 
+/**
+ * A bucket's set of users changed since the last snapshot of the bucket was written:
+ * `wallet:dirty:{b<bucket>}`, in the slot of its users, added to by the apply script.
+ */
+export const dirtyKey = (bucket: number): string => `wallet:dirty:${bucketTag(bucket)}`;
+
+/**
+ * The users a snapshot of the bucket is writing: `wallet:snapshotting:{b<bucket>}`. A
+ * snapshot moves the dirty set here and removes the users it wrote once they are stored;
+ * one that fails leaves them here for the next.
+ */
+export const snapshottingKey = (bucket: number): string =>
+  `wallet:snapshotting:${bucketTag(bucket)}`;
+
+/** What the offset fields of a topic's users start with, before the partition. */
+export const offsetFieldPrefix = (topic: string): string => `o:${topic}:`;
+
+/** Field of a topic's meta hash: the id of the Kafka topic its totals are of. */
+export const TOPIC_ID_FIELD = 'topic-id';
+
 /** Field of a bucket's hash set when Redis was initialised, so the hash is never absent. */
 export const SINCE_FIELD = 'since';
 
@@ -51,7 +73,8 @@ export const SINCE_FIELD = 'since';
 export const walletMetaKey = (topic: string): string => `wallet:meta:{${topic}}`;
 
 /** Field of a user's hash holding the last offset applied to them from one partition. */
-export const offsetField = (topic: string, partition: number): string => `o:${topic}:${partition}`;
+export const offsetField = (topic: string, partition: number): string =>
+  `${offsetFieldPrefix(topic)}${partition}`;
 
 /**
  * Field of a topic's meta hash present while a rebuild replays the topic: the offsets per

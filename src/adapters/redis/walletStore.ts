@@ -8,18 +8,23 @@ import {
   INITIALISED_FIELD,
   LAYOUT_FIELD,
   SINCE_FIELD,
+  TOPIC_ID_FIELD,
   TOTAL_FIELD,
   WALLET_LAYOUT,
   bucketKey,
+  dirtyKey,
   markerField,
+  offsetFieldPrefix,
+  snapshottingKey,
   offsetField,
   USER_FIELD_PREFIX,
+  userKeyPrefix,
   walletKey,
   walletMetaKey,
 } from './walletKeys.ts';
 
-// One call per bucket. KEYS[1]: the bucket's hash; KEYS[2..]: its users' hashes, in ARGV's
-// order. ARGV: '1' to enter every user seen in the register (a repair) or '0'; the span
+// One call per bucket. KEYS[1]: the bucket's hash; KEYS[2]: its dirty set (the users changed
+// since its last snapshot); KEYS[3..]: its users' hashes, in ARGV's order. ARGV: '1' to enter every user seen in the register (a repair) or '0'; the span
 // count, then (marker field, from, to) per span; then per user: the user id, the record
 // count and (offset field, offset, cents) per record, each field's offsets ascending.
 //
@@ -34,6 +39,7 @@ import {
 // replayed from the start).
 const APPLY_LUA = `
 local bucket = KEYS[1]
+local dirty = KEYS[2]
 local registerAll = ARGV[1] == '1'
 local spanCount = tonumber(ARGV[2])
 if spanCount == nil then
@@ -50,7 +56,7 @@ for s = 1, spanCount do
   i = i + 3
 end
 local users = {}
-for k = 2, #KEYS do
+for k = 3, #KEYS do
   local id, count = ARGV[i], tonumber(ARGV[i + 1])
   if id == nil or count == nil then
     return redis.error_reply('ERR wallet apply: bad user at argument ' .. i)
@@ -65,7 +71,7 @@ for k = 2, #KEYS do
     records[r] = { field = field, offset = offset, cents = cents, text = ARGV[i + 1] }
     i = i + 3
   end
-  users[k - 1] = { key = KEYS[k], id = id, records = records }
+  users[k - 2] = { key = KEYS[k], id = id, records = records }
 end
 
 for _, span in ipairs(spans) do
@@ -126,6 +132,7 @@ for _, user in ipairs(users) do
     for field, value in pairs(user.text) do
       redis.call('HSET', user.key, field, value)
     end
+    redis.call('SADD', dirty, user.id)
   end
   if registerAll or not user.exists then
     redis.call('HSETNX', bucket, '${USER_FIELD_PREFIX}' .. user.id, '1')
@@ -139,8 +146,128 @@ end
 return applied
 `;
 
-// Namespaced so it cannot clash with a command someone else defines on a shared client.
+// A snapshot's read of one bucket. KEYS: the bucket's hash, its dirty set, its snapshotting
+// set. ARGV: the key of a user of the bucket without the user id (the client's prefix
+// included: these keys are made here, not passed), the prefix of the topic's offset
+// fields, then the marker fields. Moves the dirty users to the snapshotting set (joining
+// any a failed snapshot left there) and replies the markers, then per user the id, the
+// total and (offset field, offset) pairs; {'lost'} when the bucket's hash is gone.
+// Every key made here shares the bucket's hash tag, so on a cluster it is in the slot.
+const TAKE_LUA = `
+local bucket, dirty, taking = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', bucket) == 0 then
+  return { 'lost' }
+end
+if redis.call('EXISTS', dirty) == 1 then
+  if redis.call('EXISTS', taking) == 1 then
+    redis.call('SUNIONSTORE', taking, taking, dirty)
+    redis.call('DEL', dirty)
+  else
+    redis.call('RENAME', dirty, taking)
+  end
+end
+local markers = {}
+for a = 3, #ARGV do
+  markers[#markers + 1] = redis.call('HGET', bucket, ARGV[a]) or '0'
+end
+local users = {}
+local prefix = ARGV[2]
+for _, id in ipairs(redis.call('SMEMBERS', taking)) do
+  local fields = redis.call('HGETALL', ARGV[1] .. id)
+  local total = nil
+  local offsets = {}
+  for f = 1, #fields, 2 do
+    if fields[f] == '${TOTAL_FIELD}' then
+      total = fields[f + 1]
+    elseif string.sub(fields[f], 1, #prefix) == prefix then
+      offsets[#offsets + 1] = string.sub(fields[f], #prefix + 1)
+      offsets[#offsets + 1] = fields[f + 1]
+    end
+  end
+  if total ~= nil then
+    users[#users + 1] = { id, total, offsets }
+  end
+end
+return { 'ok', markers, users }
+`;
+
+// A restore of (part of) one bucket from a snapshot. KEYS[1]: the bucket's hash; KEYS[2..]:
+// the users' hashes, in ARGV's order. ARGV: the offset field prefix, the marker count,
+// (marker field, offset) pairs, then per user: the id, the total, the offset count and
+// (offset field, offset) pairs. A user's hash is replaced by the snapshot's when the
+// snapshot holds every partition at least as far; kept when the hash holds every one at
+// least as far (a later state of the same user); anything else is refused before any
+// write. Markers are raised, never lowered; the bucket's hash is created if gone.
+const RESTORE_LUA = `
+local bucket = KEYS[1]
+local prefix = ARGV[1]
+local markerCount = tonumber(ARGV[2])
+local i = 3
+local markers = {}
+for m = 1, markerCount do
+  markers[m] = { field = ARGV[i], offset = tonumber(ARGV[i + 1]), text = ARGV[i + 1] }
+  i = i + 2
+end
+local users = {}
+for k = 2, #KEYS do
+  local id, total, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if id == nil or count == nil or tonumber(total) == nil then
+    return redis.error_reply('ERR wallet restore: bad user at argument ' .. i)
+  end
+  i = i + 3
+  local offsets = {}
+  for o = 1, count do
+    offsets[prefix .. ARGV[i]] = ARGV[i + 1]
+    i = i + 2
+  end
+  users[k - 1] = { key = KEYS[k], id = id, total = total, offsets = offsets }
+end
+for _, user in ipairs(users) do
+  local held = {}
+  local fields = redis.call('HGETALL', user.key)
+  for f = 1, #fields, 2 do
+    if string.sub(fields[f], 1, #prefix) == prefix then held[fields[f]] = tonumber(fields[f + 1]) end
+  end
+  local exists = #fields > 0
+  local snapshotAhead, heldAhead = true, true
+  for field, offset in pairs(user.offsets) do
+    local h = held[field] or -1
+    if tonumber(offset) < h then snapshotAhead = false end
+    if tonumber(offset) > h then heldAhead = false end
+  end
+  for field, h in pairs(held) do
+    if user.offsets[field] == nil then snapshotAhead = false end
+  end
+  if exists and not snapshotAhead and not heldAhead then
+    return redis.error_reply('ERR wallet restore: ' .. user.id .. ' differs from the snapshot')
+  end
+  user.replace = not exists or (snapshotAhead and not heldAhead)
+end
+for _, user in ipairs(users) do
+  if user.replace then
+    redis.call('DEL', user.key)
+    redis.call('HSET', user.key, '${TOTAL_FIELD}', user.total)
+    for field, offset in pairs(user.offsets) do
+      redis.call('HSET', user.key, field, offset)
+    end
+  end
+  redis.call('HSETNX', bucket, '${USER_FIELD_PREFIX}' .. user.id, '1')
+end
+for _, marker in ipairs(markers) do
+  local at = tonumber(redis.call('HGET', bucket, marker.field) or '0')
+  if marker.offset > at then redis.call('HSET', bucket, marker.field, marker.text) end
+end
+redis.call('HSETNX', bucket, '${SINCE_FIELD}', ARGV[i] or '')
+return #users
+`;
+
+// Namespaced so they cannot clash with a command someone else defines on a shared client.
 const APPLY_COMMAND = 'spendstreamWalletApplyBucket';
+const TAKE_COMMAND = 'spendstreamWalletTakeSnapshot';
+const RESTORE_COMMAND = 'spendstreamWalletRestoreBucket';
+
+/** Users restored per script call, so that no call holds Redis for long. */
+const RESTORE_CHUNK = 500;
 
 /** A pipeline that knows the command {@link createWalletStore} defines on its client. */
 interface WalletPipeline extends ChainableCommander {
@@ -149,6 +276,17 @@ interface WalletPipeline extends ChainableCommander {
     args: readonly (string | number)[],
   ): WalletPipeline;
 }
+
+/** The client, with the commands {@link createWalletStore} defines on it. */
+type WalletRedis = Redis & {
+  spendstreamWalletTakeSnapshot(keyCount: number, args: readonly string[]): Promise<unknown>;
+  spendstreamWalletRestoreBucket(
+    keyCount: number,
+    args: readonly (string | number)[],
+  ): Promise<unknown>;
+};
+
+type TakeReply = ['lost'] | ['ok', string[], [string, string, string[]][]];
 
 type BucketReply = number | ['behind', string, string] | ['user', string];
 
@@ -212,6 +350,28 @@ export const readHeldLayout = async (redis: Redis, topic: string): Promise<HeldL
   return layout === WALLET_LAYOUT ? 'current' : 'older';
 };
 
+/** The id of the topic whose totals this Redis holds, if recorded. */
+export const readHeldTopicId = async (redis: Redis, topic: string): Promise<string | undefined> => {
+  try {
+    return (await redis.hget(walletMetaKey(topic), TOPIC_ID_FIELD)) ?? undefined;
+  } catch (error) {
+    throw translateRedisError(error);
+  }
+};
+
+/** Records that the totals this Redis holds for `topic` are of the topic with `topicId`. */
+export const writeHeldTopicId = async (
+  redis: Redis,
+  topic: string,
+  topicId: string,
+): Promise<void> => {
+  try {
+    await redis.hset(walletMetaKey(topic), TOPIC_ID_FIELD, topicId);
+  } catch (error) {
+    throw translateRedisError(error);
+  }
+};
+
 /**
  * The wallet's totals in Redis (layout 2): users split into {@link WALLET_BUCKETS}
  * buckets, each user's total and per-partition offsets in one hash, each bucket's markers
@@ -223,6 +383,16 @@ export const createWalletStore = (redis: Redis): WalletStore => {
   // defineCommand sends EVALSHA, falling back to EVAL once per connection (and after a
   // SCRIPT FLUSH), so the script text crosses the wire once, not once per bucket.
   if (!(APPLY_COMMAND in redis)) redis.defineCommand(APPLY_COMMAND, { lua: APPLY_LUA });
+  if (!(TAKE_COMMAND in redis)) redis.defineCommand(TAKE_COMMAND, { lua: TAKE_LUA });
+  if (!(RESTORE_COMMAND in redis)) redis.defineCommand(RESTORE_COMMAND, { lua: RESTORE_LUA });
+  const scripts = redis as WalletRedis;
+  const call = async <T>(run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (error) {
+      throw translateRedisError(error);
+    }
+  };
   return {
     apply: async (topic, records, options = {}) => {
       // Counted and grouped now: the caller's arrays may change during the round trip.
@@ -267,7 +437,7 @@ export const createWalletStore = (redis: Redis): WalletStore => {
       const pipeline = redis.pipeline() as WalletPipeline;
       const order: [number, BucketCall][] = [...calls];
       for (const [bucket, call] of order) {
-        const keys = [bucketKey(bucket)];
+        const keys = [bucketKey(bucket), dirtyKey(bucket)];
         // The argv goes as one array (ioredis flattens it): spreading a hot user's records
         // as arguments could overflow the call stack.
         const args: (string | number)[] = [only === undefined ? '0' : '1', spans.length];
@@ -348,6 +518,72 @@ export const createWalletStore = (redis: Redis): WalletStore => {
       pipeline.hset(walletMetaKey(topic), LAYOUT_FIELD, WALLET_LAYOUT);
       for (const [error] of await exec(pipeline)) {
         if (error !== null) throw translateRedisError(error);
+      }
+    },
+
+    takeSnapshot: async (topic, bucket, partitions) => {
+      const reply = (await call(() =>
+        scripts.spendstreamWalletTakeSnapshot(3, [
+          bucketKey(bucket),
+          dirtyKey(bucket),
+          snapshottingKey(bucket),
+          `${redis.options.keyPrefix ?? ''}${userKeyPrefix(bucket)}`,
+          offsetFieldPrefix(topic),
+          ...partitions.map((partition) => markerField(topic, partition)),
+        ]),
+      )) as TakeReply;
+      if (reply[0] === 'lost') return undefined;
+      const [, markers, users] = reply;
+      return {
+        bucket,
+        markers: new Map(partitions.map((partition, i) => [partition, markers[i] ?? '0'])),
+        users: users.map(([userId, total, offsets]) => {
+          const cents = Number(total);
+          if (!/^-?\d+$/.test(total) || !Number.isSafeInteger(cents)) {
+            throw new SpendstreamError('internal', `Redis holds an unreadable total for ${userId}`);
+          }
+          const held = new Map<number, string>();
+          for (let i = 0; i < offsets.length; i += 2) {
+            held.set(Number(offsets[i]), offsets[i + 1] ?? '0');
+          }
+          return { userId, totalCents: cents, offsets: held };
+        }),
+      };
+    },
+
+    settleSnapshot: async (bucket, userIds) => {
+      for (let i = 0; i < userIds.length; i += RESTORE_CHUNK) {
+        const chunk = userIds.slice(i, i + RESTORE_CHUNK);
+        await call(() => redis.srem(snapshottingKey(bucket), ...chunk));
+      }
+    },
+
+    restore: async (topic, snapshot) => {
+      const { bucket } = snapshot;
+      for (const user of snapshot.users) {
+        if (bucketOf(user.userId) !== bucket) {
+          throw new SpendstreamError(
+            'internal',
+            `snapshot of bucket ${bucket} holds ${user.userId} of bucket ${bucketOf(user.userId)}`,
+          );
+        }
+      }
+      const since = new Date().toISOString();
+      // Users first, chunk by chunk; the markers only with the last chunk, once every user
+      // the snapshot holds is in.
+      for (let start = 0; start === 0 || start < snapshot.users.length; start += RESTORE_CHUNK) {
+        const chunk = snapshot.users.slice(start, start + RESTORE_CHUNK);
+        const last = start + RESTORE_CHUNK >= snapshot.users.length;
+        const keys = [bucketKey(bucket), ...chunk.map((user) => walletKey(user.userId))];
+        const markers = last ? [...snapshot.markers] : [];
+        const args: (string | number)[] = [offsetFieldPrefix(topic), markers.length];
+        for (const [partition, offset] of markers) args.push(markerField(topic, partition), offset);
+        for (const user of chunk) {
+          args.push(user.userId, String(user.totalCents), user.offsets.size);
+          for (const [partition, offset] of user.offsets) args.push(String(partition), offset);
+        }
+        args.push(since);
+        await call(() => scripts.spendstreamWalletRestoreBucket(keys.length, [...keys, ...args]));
       }
     },
   };

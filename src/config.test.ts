@@ -86,3 +86,15 @@ test('each process gets an ingest instance id of its own unless one is set', () 
   // It goes into Kafka transactional ids and PostgreSQL rows: no spaces, no slashes.
   assert.throws(() => loadConfig({ INGEST_INSTANCE_ID: 'a b/c' }), ConfigError);
 });
+
+test('a finite retention needs snapshots, at least 10 of their intervals apart', () => {
+  assert.equal(loadConfig({}).kafka.topicRetentionMs, -1);
+  assert.equal(loadConfig({}).wallet.snapshotIntervalMs, 60_000);
+  assert.equal(loadConfig({ KAFKA_TOPIC_RETENTION_MS: '600000' }).kafka.topicRetentionMs, 600_000);
+  assert.throws(
+    () => loadConfig({ KAFKA_TOPIC_RETENTION_MS: '600000', WALLET_SNAPSHOT_INTERVAL_MS: '0' }),
+    /KAFKA_TOPIC_RETENTION_MS/,
+  );
+  assert.throws(() => loadConfig({ KAFKA_TOPIC_RETENTION_MS: '599999' }), /10 snapshot intervals/);
+  assert.equal(loadConfig({ WALLET_SNAPSHOT_INTERVAL_MS: '0' }).wallet.snapshotIntervalMs, 0);
+});

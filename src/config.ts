@@ -33,6 +33,9 @@ const settingsShape = z.object({
     .regex(/^[a-zA-Z0-9._-]{1,249}$/)
     .default('user_purchase'),
   KAFKA_TOPIC_PARTITIONS: positiveInt.max(1_000).default(6),
+  // -1 keeps every purchase for ever; a finite retention needs the wallet's snapshots
+  // (a rebuild then starts from the snapshot, and refuses if its tail was deleted).
+  KAFKA_TOPIC_RETENTION_MS: z.coerce.number().int().min(-1).default(-1),
   WS_HOST: z.string().min(1).default('127.0.0.1'),
   WS_PORT: port.default(8080),
   WS_PATH: z.string().startsWith('/').default('/ws'),
@@ -49,6 +52,8 @@ const settingsShape = z.object({
     .default('127.0.0.1:50051'),
   INGEST_STATUS_PAGE: z.enum(['on', 'off']).default('on'),
   WALLET_GROUP_ID: z.string().min(1).default('wallet-group'),
+  // 0: no snapshots (a rebuild replays the whole topic, and the wallet needs no PostgreSQL).
+  WALLET_SNAPSHOT_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
   KAFKA_DEAD_LETTER_TOPIC: z
     .string()
     .regex(/^[a-zA-Z0-9._-]{1,249}$/)
@@ -76,14 +81,25 @@ const settingsShape = z.object({
   OUTBOX_MIN_AGE_MS: z.coerce.number().int().min(0).default(60_000),
 });
 
-const settingsSchema = settingsShape.refine(
-  (s) => s.OUTBOX_MIN_AGE_MS >= 2 * s.INGEST_DURABLE_DEADLINE_MS,
-  {
+const settingsSchema = settingsShape
+  .refine((s) => s.OUTBOX_MIN_AGE_MS >= 2 * s.INGEST_DURABLE_DEADLINE_MS, {
     // Recovery must not race a batch its own pipeline is still saving and publishing.
     path: ['OUTBOX_MIN_AGE_MS'],
     message: 'must be at least twice INGEST_DURABLE_DEADLINE_MS',
-  },
-);
+  })
+  .refine(
+    (s) =>
+      s.KAFKA_TOPIC_RETENTION_MS === -1 ||
+      (s.WALLET_SNAPSHOT_INTERVAL_MS > 0 &&
+        s.KAFKA_TOPIC_RETENTION_MS >= 10 * s.WALLET_SNAPSHOT_INTERVAL_MS),
+    {
+      // A rebuild needs the records after the last snapshot; without snapshots, all of them.
+      path: ['KAFKA_TOPIC_RETENTION_MS'],
+      message:
+        'a finite retention needs wallet snapshots (WALLET_SNAPSHOT_INTERVAL_MS > 0) and ' +
+        'must be at least 10 snapshot intervals',
+    },
+  );
 
 /** The parsed, frozen settings of one spendstream process. */
 export interface Config {
@@ -95,12 +111,16 @@ export interface Config {
     readonly clientId: string;
     readonly topic: string;
     readonly topicPartitions: number;
+    /** retention.ms of the topics spendstream creates; -1 for unlimited. */
+    readonly topicRetentionMs: number;
   };
   readonly ws: { readonly host: string; readonly port: number; readonly path: string };
   readonly grpc: { readonly host: string; readonly port: number };
   readonly wallet: {
     readonly groupId: string;
     readonly deadLetterTopic: string;
+    /** How often the totals are snapshotted into PostgreSQL; 0 for never. */
+    readonly snapshotIntervalMs: number;
     /** Where the wallet serves `/metrics`, `/healthz` and `/readyz`. */
     readonly http: { readonly host: string; readonly port: number };
     /** Where other processes (the ingest's status page, the CLI) reach its gRPC server. */
@@ -169,12 +189,14 @@ export const loadConfig = (
       clientId: s.KAFKA_CLIENT_ID,
       topic: s.KAFKA_TOPIC,
       topicPartitions: s.KAFKA_TOPIC_PARTITIONS,
+      topicRetentionMs: s.KAFKA_TOPIC_RETENTION_MS,
     },
     ws: { host: s.WS_HOST, port: s.WS_PORT, path: s.WS_PATH },
     grpc: { host: s.GRPC_HOST, port: s.GRPC_PORT },
     wallet: {
       groupId: s.WALLET_GROUP_ID,
       deadLetterTopic: s.KAFKA_DEAD_LETTER_TOPIC,
+      snapshotIntervalMs: s.WALLET_SNAPSHOT_INTERVAL_MS,
       http: { host: s.WALLET_HTTP_HOST, port: s.WALLET_HTTP_PORT },
       grpcAddress: s.WALLET_GRPC_ADDRESS,
     },

@@ -228,6 +228,27 @@ export const createWalletMetrics = (
     labelNames: ['bucket', 'partition'] as const,
     registers: [registry],
   }),
+  snapshotBuckets: new Counter({
+    name: 'spendstream_wallet_snapshot_buckets_total',
+    help:
+      'Buckets of the totals snapshotted into PostgreSQL, by outcome: written, busy (another ' +
+      'wallet was writing it), lost or behind (Redis lost records: left to the repair), failed',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
+  snapshotUsers: new Counter({
+    name: 'spendstream_wallet_snapshot_users_written_total',
+    help: 'User totals written into the snapshot (each user changed since the last one)',
+    registers: [registry],
+  }),
+  recordsDeleted: new Counter({
+    name: 'spendstream_wallet_records_deleted_refusals_total',
+    help:
+      'Rebuilds and repairs refused because the records they need were deleted by the ' +
+      "topic's retention, by partition",
+    labelNames: ['partition'] as const,
+    registers: [registry],
+  }),
   bucketsIncomplete: new Gauge({
     name: 'spendstream_wallet_buckets_incomplete',
     help:

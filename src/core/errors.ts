@@ -75,6 +75,27 @@ export class TotalsIncompleteError extends SpendstreamError {
   }
 }
 
+/**
+ * A rebuild or repair needs records the topic no longer holds: its retention deleted them
+ * before a snapshot included them. Trying again cannot help; an operator must act.
+ */
+export class RecordsDeletedError extends SpendstreamError {
+  readonly partition: number;
+  readonly needed: string;
+  readonly logStart: string;
+
+  constructor(topic: string, partition: number, needed: string, logStart: string) {
+    super(
+      'unavailable',
+      `the totals need ${topic}/${partition} from offset ${needed}, but its retention has ` +
+        `deleted every record before ${logStart}: refusing to build totals that would miss them`,
+    );
+    this.partition = partition;
+    this.needed = needed;
+    this.logStart = logStart;
+  }
+}
+
 /** Narrows an unknown thrown value to a {@link SpendstreamError}. */
 export const isSpendstreamError = (error: unknown): error is SpendstreamError =>
   error instanceof SpendstreamError;

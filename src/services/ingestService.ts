@@ -88,8 +88,8 @@ export const startIngestService = async (
   await ensureTopic(admin, {
     topic: config.kafka.topic,
     partitions: config.kafka.topicPartitions,
-    // The wallet rebuilds totals by replaying the topic, so it keeps everything.
-    configs: { 'retention.ms': '-1' },
+    // Unlimited unless set: the wallet rebuilds from its snapshots plus the tail after them.
+    configs: { 'retention.ms': String(config.kafka.topicRetentionMs) },
   });
   // Partitions are fixed for the life of the process, so a user's purchases keep one.
   const metadata = await admin.fetchTopicMetadata({ topics: [config.kafka.topic] });

@@ -8,13 +8,21 @@ import { decodePurchaseEvent, encodePurchaseEvent } from '../core/purchaseEvent.
 import type { WalletRecord } from '../core/records.ts';
 import { createLogger } from '../logger.ts';
 import { createWalletMetrics } from '../metrics.ts';
-import { createMemoryPartitionReader, createMemoryWalletStore } from '../testing/index.ts';
+import type { BucketSnapshot } from '../core/ports.ts';
+import {
+  createMemoryPartitionReader,
+  createMemoryWalletStore,
+  type MemoryWalletStore,
+} from '../testing/index.ts';
 import { createWalletRepairs } from './walletRepairs.ts';
 
 const TOPIC = 'user_purchase';
 
 /** Two partitions of 40 purchases each, over 20 users; the store has applied them all. */
-const setUp = async (owned: ReadonlySet<number> = new Set([0, 1])) => {
+const setUp = async (
+  owned: ReadonlySet<number> = new Set([0, 1]),
+  extra: Pick<Parameters<typeof createWalletRepairs>[0], 'snapshots' | 'logStarts'> = {},
+) => {
   const store = createMemoryWalletStore();
   await store.markInitialised(TOPIC);
   const reader = createMemoryPartitionReader(10);
@@ -60,6 +68,7 @@ const setUp = async (owned: ReadonlySet<number> = new Set([0, 1])) => {
     committed: () => Promise.resolve(committed),
     owned: () => owned,
     metrics,
+    ...extra,
     logger: createLogger('info', {}, (line) =>
       lines.push(JSON.parse(line) as Record<string, unknown>),
     ),
@@ -172,4 +181,76 @@ test('a read that finds a bucket short makes it incomplete until a check finds i
   assert.equal(f.repairs.isComplete(5), false);
   await f.repairs.check();
   assert.equal(f.repairs.isComplete(5), true);
+});
+
+test('a lost bucket is put back from the snapshot first: only the tail after it is read', async () => {
+  const snapshots = new Map<number, BucketSnapshot>();
+  const restored: number[][] = [];
+  const held: { store?: MemoryWalletStore } = {};
+  const f = await setUp(new Set([0, 1]), {
+    snapshots: {
+      restore: async (buckets = []) => {
+        restored.push([...buckets]);
+        for (const bucket of buckets) {
+          const snapshot = snapshots.get(bucket);
+          if (snapshot !== undefined) await held.store?.restore(TOPIC, snapshot);
+        }
+        return { buckets: buckets.length, users: 0, from: new Map() };
+      },
+    },
+  });
+  held.store = f.store;
+  await f.applyUpTo(30);
+  for (let bucket = 0; bucket < WALLET_BUCKETS; bucket += 1) {
+    const taken = await f.store.takeSnapshot(TOPIC, bucket, [0, 1]);
+    if (taken !== undefined) snapshots.set(bucket, taken);
+  }
+  await f.applyUpTo(40);
+  const bucket = bucketOf('user-4');
+  f.store.deleteBucket(bucket);
+  await f.repairs.check();
+  await f.settled();
+  assert.deepEqual(restored, [[bucket], [bucket]]);
+  assert.deepEqual(f.reader.reads, [
+    [TOPIC, 0, '30', '40'],
+    [TOPIC, 1, '30', '40'],
+  ]);
+  assert.deepEqual(f.store.totals, f.expected);
+  assert.ok(f.lines.some((l) => l['msg'] === 'buckets restored from the snapshot'));
+});
+
+test('a repair whose records were deleted is refused, loudly, and the bucket stays out', async () => {
+  const f = await setUp(new Set([0, 1]), {
+    logStarts: () =>
+      Promise.resolve(
+        new Map([
+          [0, 35n],
+          [1, 0n],
+        ]),
+      ),
+  });
+  await f.applyUpTo(40);
+  const bucket = bucketOf('user-4');
+  f.store.deleteBucket(bucket);
+  await f.repairs.check();
+  for (let i = 0; i < 200; i += 1) {
+    if (
+      f.lines.some((l) => l['msg'] === 'cannot repair buckets: the records they need were deleted')
+    )
+      break;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const refused = f.lines.find(
+    (l) => l['msg'] === 'cannot repair buckets: the records they need were deleted',
+  );
+  assert.equal(refused?.['level'], 'error');
+  assert.equal(refused?.['partition'], 0);
+  assert.equal(f.repairs.isComplete(bucket), false, 'its users read UNAVAILABLE');
+  assert.match(
+    await f.metrics.registry.metrics(),
+    /spendstream_wallet_records_deleted_refusals_total\{partition="0"\} [1-9]/,
+  );
+  // Nothing of partition 0 was read: it would start past the records the bucket needs.
+  assert.ok(f.reader.reads.every(([, partition]) => partition !== 0));
+  f.repairs.close();
 });

@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Subscription } from 'rxjs';
 import { WALLET_BUCKETS } from '../core/buckets.ts';
 import type { BucketRepairer, LostBucket, PartitionReader, WalletStore } from '../core/ports.ts';
-import { isSpendstreamError } from '../core/errors.ts';
+import { isSpendstreamError, RecordsDeletedError } from '../core/errors.ts';
+import type { WalletSnapshots } from './walletSnapshots.ts';
 import { createThrottledLog, type Logger } from '../logger.ts';
 import type { WalletMetrics } from '../metrics.ts';
 import type { StoreCallConfig } from '../streams/callStore.ts';
@@ -29,7 +30,12 @@ export interface WalletRepairsDeps {
   readonly committed: () => Promise<ReadonlyMap<number, bigint>>;
   /** The partitions of the topic this instance consumes now: it repairs those. */
   readonly owned: () => ReadonlySet<number>;
-  readonly metrics: Pick<WalletMetrics, 'bucketLosses'>;
+  readonly metrics: Pick<WalletMetrics, 'bucketLosses'> &
+    Partial<Pick<WalletMetrics, 'recordsDeleted'>>;
+  /** Where lost buckets are put back from before their tail is replayed, if anywhere. */
+  readonly snapshots?: Pick<WalletSnapshots, 'restore'>;
+  /** Per partition, the topic's first offset still held (retention deletes before it). */
+  readonly logStarts?: () => Promise<ReadonlyMap<number, bigint>>;
   readonly logger: Logger;
 }
 
@@ -70,6 +76,7 @@ export const createWalletRepairs = (deps: WalletRepairsDeps): WalletRepairs => {
   /** Repairs under way, by what cuts them short. */
   const running = new Map<() => void, Subscription>();
   const failing = createThrottledLog(logger, 'warn');
+  const refused = createThrottledLog(logger, 'error');
   let closed = false;
 
   const report = (lost: readonly LostBucket[], to: string) => {
@@ -125,21 +132,37 @@ export const createWalletRepairs = (deps: WalletRepairsDeps): WalletRepairs => {
    */
   const bringUp = async (partition: number, buckets: ReadonlySet<number>, to: string) => {
     const wanted = new Set(buckets);
+    /** The buckets of `wanted` short of `to`, as they are now. */
+    const shortOnes = async (): Promise<LostBucket[]> => {
+      const markers = await store.readMarkers(topic, [partition]);
+      const lost: LostBucket[] = [];
+      for (const bucket of wanted) {
+        const marker = markers.get(bucket)?.get(partition) ?? '0';
+        if (BigInt(marker) < BigInt(to)) lost.push({ bucket, partition, marker, reason: 'behind' });
+      }
+      return lost;
+    };
+    let restored = false;
     for (let attempt = 0; !closed; attempt += 1) {
       let held: number[] = [];
       try {
         // As they are now: a repair before this one may have brought them up already.
-        const markers = await store.readMarkers(topic, [partition]);
-        const lost: LostBucket[] = [];
-        for (const bucket of wanted) {
-          const marker = markers.get(bucket)?.get(partition) ?? '0';
-          if (BigInt(marker) < BigInt(to)) {
-            lost.push({ bucket, partition, marker, reason: 'behind' });
-          }
-        }
+        let lost = await shortOnes();
         if (lost.length === 0) return;
         held = lost.map((l) => l.bucket);
         hold(held, 1);
+        if (deps.snapshots !== undefined && !restored) {
+          restored = true;
+          lost = await restoreFromSnapshot(lost, shortOnes);
+          if (lost.length === 0) return;
+        }
+        const from = lost.reduce(
+          (low, l) => (BigInt(l.marker) < low ? BigInt(l.marker) : low),
+          BigInt(to),
+        );
+        const start = (await deps.logStarts?.())?.get(partition) ?? 0n;
+        if (start > from)
+          throw new RecordsDeletedError(topic, partition, String(from), String(start));
         const done = await runOnce({ topic, partition, lost, to });
         for (const bucket of held) known.delete(`${bucket}:${partition}`);
         logger.info('buckets repaired', {
@@ -158,6 +181,18 @@ export const createWalletRepairs = (deps: WalletRepairsDeps): WalletRepairs => {
         if (error instanceof RepairInterruptedError) {
           report(error.lost, to);
           for (const l of error.lost) wanted.add(l.bucket);
+        } else if (error instanceof RecordsDeletedError) {
+          // Nothing here can mend it; the buckets stay unavailable, loudly, until an
+          // operator does (see docs/operating.md).
+          deps.metrics.recordsDeleted?.inc({ partition: String(partition) });
+          refused('cannot repair buckets: the records they need were deleted', {
+            topic,
+            partition,
+            buckets: held,
+            error,
+          });
+          await sleep(BACKOFF_MS.max);
+          continue;
         } else if (!isSpendstreamError(error) || !error.retryable) {
           throw error;
         }
@@ -167,6 +202,35 @@ export const createWalletRepairs = (deps: WalletRepairsDeps): WalletRepairs => {
         hold(held, -1);
       }
     }
+  };
+
+  /**
+   * Puts the snapshot of the lost buckets back, then says which are still short (their
+   * snapshot, if any, ends before `to`). A snapshot that cannot be used (PostgreSQL down, a
+   * user changed on another partition meanwhile) leaves the buckets to a replay.
+   */
+  const restoreFromSnapshot = async (
+    lost: LostBucket[],
+    shortOnes: () => Promise<LostBucket[]>,
+  ): Promise<LostBucket[]> => {
+    const buckets = [...new Set(lost.map((l) => l.bucket))];
+    try {
+      const restored = await deps.snapshots?.restore(buckets);
+      if (restored !== undefined && restored.buckets > 0) {
+        logger.info('buckets restored from the snapshot', {
+          topic,
+          buckets: restored.buckets,
+          users: restored.users,
+        });
+      }
+    } catch (error) {
+      logger.warn('could not restore buckets from the snapshot: replaying them instead', {
+        topic,
+        buckets,
+        error,
+      });
+    }
+    return shortOnes();
   };
 
   const repair: WalletRepairs['repair'] = (_topic, partition, lost, to) => {

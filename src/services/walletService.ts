@@ -9,6 +9,7 @@ import { consumeBatches, createWalletConsumer } from '../adapters/kafka/consumer
 import {
   fetchCommittedOffsets,
   fetchConsumerLag,
+  fetchLogStarts,
   hasCommittedUpTo,
 } from '../adapters/kafka/groupAdmin.ts';
 import { createPartitionReader } from '../adapters/kafka/partitionReader.ts';
@@ -17,6 +18,9 @@ import { watchMembership } from '../adapters/kafka/groupMembership.ts';
 import { createDeadLetterPublisher } from '../adapters/kafka/deadLetters.ts';
 import { createOffsetCommitter } from '../adapters/kafka/offsetCommitter.ts';
 import { createWalletStore } from '../adapters/redis/walletStore.ts';
+import { createTopicIdentity } from '../adapters/kafka/topicIdentity.ts';
+import { openMigratedDatabase } from '../adapters/postgres/database.ts';
+import { createWalletSnapshots, type WalletSnapshots } from './walletSnapshots.ts';
 import type { Config } from '../config.ts';
 import { bucketOf } from '../core/buckets.ts';
 import { SpendstreamError, TotalsIncompleteError } from '../core/errors.ts';
@@ -45,6 +49,8 @@ const STORE_CALL = {
   attemptTimeoutMs: 5_000,
   retry: { initialDelayMs: 100, maxDelayMs: 5_000, deadlineMs: Number.POSITIVE_INFINITY },
 };
+/** Every how many health ticks (seconds) the topic's id is checked. */
+const TOPIC_CHECK_TICKS = 5;
 /** Longest a readiness check or the lag gauge waits for Redis or Kafka. */
 const CHECK_TIMEOUT_MS = 1_000;
 
@@ -91,9 +97,17 @@ export const startWalletService = async (
   const admin = kafka.admin();
   await admin.connect();
   resources.defer(() => admin.disconnect().catch(() => undefined));
-  const retained = { 'retention.ms': '-1' };
-  await ensureTopic(admin, { topic, partitions: config.kafka.topicPartitions, configs: retained });
-  await ensureTopic(admin, { topic: deadLetterTopic, partitions: 1, configs: retained });
+  await ensureTopic(admin, {
+    topic,
+    partitions: config.kafka.topicPartitions,
+    configs: { 'retention.ms': String(config.kafka.topicRetentionMs) },
+  });
+  // Kept for operators to look at, whatever the purchases' retention.
+  await ensureTopic(admin, {
+    topic: deadLetterTopic,
+    partitions: 1,
+    configs: { 'retention.ms': '-1' },
+  });
 
   // One client applies, another (auto-pipelined) serves reads.
   const redis = createRedis(config.redis);
@@ -103,9 +117,10 @@ export const startWalletService = async (
   resources.defer(async () => void (await readerRedis.quit()));
   readerRedis.on('error', (error) => logger.debug('redis error', { error }));
   const store = createWalletStore(redis);
-  await prepareTotals({ store, admin, redis, topic, groupId, logger });
-  // This instance's rebuild or another's: the totals are incomplete until it is done.
-  state.rebuilding = (await readRebuild(redis, topic)) !== undefined;
+  const identity = createTopicIdentity(config.kafka);
+  resources.defer(() => identity.close());
+  // The topic was just ensured: its id may take a moment to reach every broker.
+  const topicId = await identity.idOf(topic, 15_000);
 
   // The lag is asked of Kafka at scrape time (high watermarks and the group's committed
   // offsets) rather than taken from the batches' highWatermark: a consumer that is stuck
@@ -121,6 +136,23 @@ export const startWalletService = async (
     consumerLag: () => within(consumerLag(), CHECK_TIMEOUT_MS, undefined),
     incompleteBuckets: () => bound.repairs?.incompleteCount() ?? 0,
   });
+  let snapshots: WalletSnapshots | undefined;
+  if (config.wallet.snapshotIntervalMs > 0) {
+    const { pool } = await openMigratedDatabase(config.postgres);
+    resources.defer(() => pool.end());
+    snapshots = createWalletSnapshots({
+      pool,
+      store,
+      topic,
+      topicId,
+      partitions: async () => [...(await fetchLogStarts(admin, topic)).keys()],
+      metrics,
+      logger,
+    });
+  }
+  await prepareTotals({ store, admin, redis, topic, topicId, groupId, snapshots, metrics, logger });
+  // This instance's rebuild or another's: the totals are incomplete until it is done.
+  state.rebuilding = (await readRebuild(redis, topic)) !== undefined;
 
   const consumer = createWalletConsumer(kafka, groupId);
   // Health follows the consumer's membership as it changes (once gRPC serves), not only on
@@ -139,6 +171,8 @@ export const startWalletService = async (
     committed: () => fetchCommittedOffsets(admin, groupId, topic),
     owned: () => membership.partitions(topic),
     metrics,
+    ...(snapshots === undefined ? {} : { snapshots }),
+    logStarts: () => fetchLogStarts(admin, topic),
     logger,
   });
   bound.repairs = walletRepairs;
@@ -302,31 +336,54 @@ export const startWalletService = async (
   };
   healthChanged = () => grpc.setServing(!state.stopRequested && isServing() && !state.lostTotals);
   healthChanged();
+  const loseTotals = (message: string, fields: Record<string, unknown> = {}) => {
+    if (state.lostTotals || state.failed) return;
+    state.lostTotals = true;
+    logger.error(message, { topic, ...fields });
+    void requestStop().finally(() =>
+      stopped.report(new SpendstreamError('unavailable', `${message} (${topic})`)),
+    );
+  };
+  let ticks = 0;
   const health = setInterval(() => {
     healthChanged();
     if (state.rebuilding) void followRebuild();
     // Losses that no batch runs into (an idle partition, a bucket evicted) show here.
     recheck();
-    // Redis restarted empty under us: the totals are gone and going on would serve and
-    // build on partial ones. Stop; the next start finds no totals and replays the topic.
+    // Redis restarted empty under us, or the topic was deleted and created again: the
+    // totals held are gone or another topic's, and going on would serve and build on
+    // them. Stop; the next start rebuilds them.
     store.isInitialised(topic).then(
       (initialised) => {
-        if (initialised || state.lostTotals || state.failed) return;
-        state.lostTotals = true;
-        logger.error('Redis lost the totals; stopping so that a restart rebuilds them', {
-          topic,
-        });
-        void requestStop().finally(() =>
-          stopped.report(
-            new SpendstreamError('unavailable', `Redis lost the wallet totals of ${topic}`),
-          ),
-        );
+        if (!initialised)
+          loseTotals('Redis lost the totals; stopping so that a restart rebuilds them');
       },
       () => undefined,
     );
+    ticks += 1;
+    if (ticks % TOPIC_CHECK_TICKS === 0) {
+      identity.idOf(topic).then(
+        (id) => {
+          if (id !== topicId) {
+            loseTotals(
+              'the topic was deleted and created again: the totals held are of the old one; ' +
+                'stopping so that a restart rebuilds them',
+              { topicId, newTopicId: id },
+            );
+          }
+        },
+        // Gone for now, or Kafka does not answer: asked again at the next check.
+        () => undefined,
+      );
+    }
   }, 1_000);
   health.unref();
   resources.defer(() => clearInterval(health));
+  if (snapshots !== undefined) {
+    snapshots.start(config.wallet.snapshotIntervalMs);
+    const running = snapshots;
+    resources.defer(() => running.stop());
+  }
   logger.info('wallet service serving', {
     grpc: `${config.grpc.host}:${grpc.port}`,
     metrics: `http://${config.wallet.http.host}:${http.port}/metrics`,

@@ -2,23 +2,46 @@ import type { Admin } from 'kafkajs';
 import { translateKafkaError } from './client.ts';
 
 /**
- * Points `groupId` at the start of `topic`, so the next member replays everything (the
- * store skips nothing it lost). Only possible while the group has no live member;
- * returns false when it has one.
+ * Points `groupId` at the start of `topic`, or at the offsets `to` (a snapshot's), so the
+ * next member replays everything the store lacks (it skips what it holds). Only possible
+ * while the group has no live member; returns false when it has one.
  */
 export const rewindGroup = async (
   admin: Admin,
   groupId: string,
   topic: string,
+  to?: ReadonlyMap<number, bigint>,
 ): Promise<boolean> => {
   try {
     const { groups } = await admin.describeGroups([groupId]);
     const state = groups[0]?.state ?? 'Dead';
-    // No such group yet: its first member starts at the beginning anyway (fromBeginning).
-    if (state === 'Dead') return true;
-    if (state !== 'Empty') return false;
-    await admin.resetOffsets({ groupId, topic, earliest: true });
+    if (state !== 'Dead' && state !== 'Empty') return false;
+    if (to !== undefined) {
+      // Partitions left out start from their beginning.
+      const starts = await admin.fetchTopicOffsets(topic);
+      await admin.setOffsets({
+        groupId,
+        topic,
+        partitions: starts.map(({ partition, low }) => ({
+          partition,
+          offset: String(to.get(partition) ?? BigInt(low)),
+        })),
+      });
+    } else if (state === 'Empty') {
+      // No such group yet (Dead): its first member starts at the beginning anyway.
+      await admin.resetOffsets({ groupId, topic, earliest: true });
+    }
     return true;
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};
+
+/** Per partition of `topic`, its log start offset: records before it were deleted. */
+export const fetchLogStarts = async (admin: Admin, topic: string): Promise<Map<number, bigint>> => {
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map(({ partition, low }) => [partition, BigInt(low)]));
   } catch (error) {
     throw translateKafkaError(error);
   }

@@ -82,6 +82,13 @@ const DESCRIBED: Record<Unusable, string> = {
   'other-topic': 'the totals of an earlier topic of that name (deleted since)',
 };
 
+/** The log line of a rebuild, by why it is needed. */
+export const REBUILDING: Record<Unusable, string> = {
+  none: 'Redis holds no totals for the topic: rebuilding them',
+  older: 'Redis holds the totals in an older key layout: rebuilding them',
+  'other-topic': 'Redis holds the totals of an earlier topic of this name: rebuilding them',
+};
+
 /** Rebuilds the totals and marks them incomplete: see {@link prepareTotals}. */
 const rebuild = async (deps: PrepareTotalsDeps, why: Unusable): Promise<void> => {
   const { store, admin, redis, topic, topicId, groupId, logger } = deps;
@@ -126,7 +133,7 @@ const rebuild = async (deps: PrepareTotalsDeps, why: Unusable): Promise<void> =>
   if (ends.size > 0) await markRebuild(redis, topic, ends);
   const text = (offsets: ReadonlyMap<number, bigint>) =>
     Object.fromEntries([...offsets].map(([p, o]) => [p, String(o)]));
-  logger.info(`Redis holds ${DESCRIBED[why]} for the topic: rebuilding them`, {
+  logger.info(REBUILDING[why], {
     topic,
     topicId,
     layout: WALLET_LAYOUT,

@@ -418,7 +418,7 @@ test(
         },
         check: () =>
           assert.ok(
-            restarted.logLine('Redis holds no totals for the topic: replaying it from the start'),
+            restarted.logLine('Redis holds no totals for the topic: rebuilding them'),
             'the restarted wallet noticed the lost totals and replayed the topic',
           ),
       };
@@ -443,8 +443,7 @@ test(
         check: () => {
           const replayed = restarted.filter(
             (wallet) =>
-              wallet.logLine('Redis holds no totals for the topic: replaying it from the start') !==
-              undefined,
+              wallet.logLine('Redis holds no totals for the topic: rebuilding them') !== undefined,
           );
           assert.equal(replayed.length, 1, 'exactly one of the two rebuilt the totals');
         },
@@ -602,4 +601,135 @@ test('SIGTERM to the wallet under load: it commits exactly what it applied', TIM
       },
     };
   }),
+);
+
+test(
+  'the topic deleted and created again: the wallet counts the new one from its start',
+  TIMEOUT,
+  async (t) => {
+    const cluster = await createCluster({ name: 'topic-recreated' });
+    const loadOf = () =>
+      startLoad({
+        url: cluster.ingestUrl,
+        clients: settings.clients,
+        window: settings.window,
+        ratePerClient: settings.ratePerClient,
+        users: settings.users,
+      });
+    let load: Load | undefined;
+    try {
+      await Promise.all([cluster.startIngest(), cluster.startWallet()]);
+      const [wallet] = cluster.wallets;
+      assert.ok(wallet);
+      // The old topic's history, checked like any other.
+      load = loadOf();
+      await load.waitForAcks(100, 60_000);
+      await sleep(settings.beforeMs);
+      await load.stop();
+      const first = await checkInvariants(
+        cluster,
+        load,
+        await load.resendUnacked(settings.resendDeadlineMs),
+        settings,
+      );
+      assertInvariants(first);
+
+      // The topic goes, and comes back empty under the same name: its offsets start at 0
+      // again, far below what the wallet's totals hold as applied.
+      const admin = cluster.kafka.admin();
+      await admin.connect();
+      const [{ partitions } = { partitions: [] }] = (
+        await admin.fetchTopicMetadata({ topics: [cluster.topic] })
+      ).topics;
+      await admin.deleteTopics({ topics: [cluster.topic] });
+      await eventually(
+        'the topic gone',
+        async () => !(await admin.listTopics()).includes(cluster.topic),
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
+      const deletedAt = Date.now();
+      await eventually(
+        'the topic created again',
+        () =>
+          admin
+            .createTopics({
+              waitForLeaders: true,
+              topics: [{ topic: cluster.topic, numPartitions: partitions.length }],
+            })
+            .then(() => true),
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
+      await admin.disconnect();
+      // The old purchases went with their topic: PostgreSQL starts a new history beside the
+      // new one, so that the checker compares the totals with what the new topic holds.
+      const pool = await cluster.pool();
+      await pool.query(sql.unsafe`TRUNCATE purchases, outbox`);
+      await pool.end();
+
+      // The wallet notices and stops, for its supervisor (here) to restart it; one that
+      // does not is restarted all the same, as an operator recreating a topic would.
+      const stoppedItself = await eventually(
+        'the wallet stopping by itself',
+        () => Promise.resolve(!wallet.running),
+        { timeoutMs: 30_000, intervalMs: 100, onTimeout: 'resolve' },
+      );
+      const noticedMs = Date.now() - deletedAt;
+      if (!stoppedItself) await wallet.kill('SIGTERM');
+      const restarted = await cluster.startWallet();
+      const healedAt = Date.now();
+
+      load = loadOf();
+      await load.waitForAcks(100, 60_000);
+      const recovery = later(catchUp(cluster, healedAt));
+      await sleep(settings.afterMs);
+      await load.stop();
+      const report = await checkInvariants(
+        cluster,
+        load,
+        await load.resendUnacked(settings.resendDeadlineMs),
+        settings,
+      );
+      const recoveryMs = await recovery;
+      const extra = { ...report.extra, noticedMs, oldTopicPurchases: first.sent };
+      recordFigures({
+        scenario: 'topic-recreated',
+        sent: report.sent,
+        acked: report.acked,
+        refused: report.refused,
+        lost: report.lost,
+        doubleCounted: report.doubleCounted,
+        ...(recoveryMs === undefined ? {} : { recoveryMs }),
+        extra,
+      });
+      t.diagnostic(
+        `topic-recreated: sent ${report.sent}, acked ${report.acked}, lost ${report.lost}, ` +
+          `doubleCounted ${report.doubleCounted}, recoveryMs ${recoveryMs ?? 'n/a'} ${JSON.stringify(extra)}`,
+      );
+      const violations = describeViolations(report);
+      if (violations !== '') t.diagnostic(`violations:\n${violations}`);
+      assertInvariants(report);
+      assert.ok(stoppedItself, 'the wallet stopped by itself');
+      assert.ok(
+        wallet.logLine(
+          'the topic was deleted and created again: the totals held are of the old one; stopping so that a restart rebuilds them',
+        ),
+        'the wallet said why it stopped',
+      );
+      assert.ok(
+        restarted.logLine(
+          'Redis holds the totals of an earlier topic of this name: rebuilding them',
+        ),
+        'the restarted wallet rebuilt the totals for the new topic',
+      );
+    } catch (error) {
+      t.diagnostic(`service logs of ${cluster.name}: ${cluster.logDir}`);
+      await load?.stop().catch(() => undefined);
+      await cluster
+        .close()
+        .catch((cleanup: unknown) => t.diagnostic(`cleanup: ${String(cleanup)}`));
+      throw error;
+    }
+    await load.stop();
+    await cluster.close();
+  },
 );

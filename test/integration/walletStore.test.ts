@@ -7,6 +7,7 @@ import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
 import { deleteAllTotals, scanTotals } from '../../src/adapters/redis/totalsScan.ts';
 import {
   bucketKey,
+  dirtyKey,
   markerField,
   offsetField,
   userField,
@@ -51,9 +52,15 @@ const sums = (records: readonly WalletRecord[]): Map<string, number> => {
   return expected;
 };
 
-const snapshot = async (): Promise<Record<string, Record<string, string>>> => {
-  const state: Record<string, Record<string, string>> = {};
-  for (const key of await ownKeys(redis)) state[key] = await redis.hgetall(key);
+/** Every key and its value: hashes as objects, sets (the dirty users) sorted. */
+const snapshot = async (): Promise<Record<string, Record<string, string> | string[]>> => {
+  const state: Record<string, Record<string, string> | string[]> = {};
+  for (const key of await ownKeys(redis)) {
+    state[key] =
+      (await redis.type(key)) === 'set'
+        ? (await redis.smembers(key)).sort()
+        : await redis.hgetall(key);
+  }
   return state;
 };
 
@@ -154,16 +161,24 @@ test("one partition's offsets do not hold back another's, nor another topic's", 
   });
 });
 
-test("each user's state is one hash: the keys are the users', the buckets' and the meta key", async () => {
+test("each user's state is one hash: the keys are the users', the buckets', their dirty sets and the meta key", async () => {
   await store.markInitialised(TOPIC);
   const spans = [0, 1, 2].map((partition) => ({ partition, from: '0', to: '1667' }));
   await store.apply(TOPIC, bulk, { spans });
   const users = [...sums(bulk).keys()];
   const buckets = Array.from({ length: WALLET_BUCKETS }, (_, bucket) => bucketKey(bucket));
+  // A bucket's dirty set holds the users changed since its last snapshot: here, all of them.
+  const touched = [...new Set(users.map(bucketOf))].map(dirtyKey);
   assert.deepEqual(
     await ownKeys(redis),
-    [...users.map(walletKey), ...buckets, walletMetaKey(TOPIC)].sort(),
+    [...users.map(walletKey), ...buckets, ...touched, walletMetaKey(TOPIC)].sort(),
   );
+  for (const bucket of new Set(users.map(bucketOf))) {
+    assert.deepEqual(
+      (await redis.smembers(dirtyKey(bucket))).sort(),
+      users.filter((user) => bucketOf(user) === bucket).sort(),
+    );
+  }
   // A user's key carries the bucket's tag first: `wallet:{b<bucket>}:<id>`.
   assert.equal(walletKey('user-0'), `wallet:{b${bucketOf('user-0')}}:user-0`);
   const fields = Object.keys(await redis.hgetall(walletKey('user-0'))).sort();

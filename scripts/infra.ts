@@ -1,15 +1,18 @@
 // Brings up what spendstream needs and is not already serving: Kafka (always from the
 // project's own Maven-fetched broker), PostgreSQL and Redis (local servers from the
 // Debian packages, only where nothing answers). Everything it starts it can stop again.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.ts';
 import type { Logger } from '../src/logger.ts';
+import { isServing, stopChild } from './children.ts';
+import { consecutivePorts, startRedisCluster } from './redisCluster.ts';
+
+export { isServing, stopChild };
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -19,19 +22,6 @@ export interface StartedService {
   readonly name: string;
   stop(): Promise<void>;
 }
-
-/** Resolves whether a TCP server answers on host:port within `timeoutMs`. */
-export const isServing = (host: string, port: number, timeoutMs = 1_000): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (result: boolean) => {
-      socket.destroy();
-      resolve(result);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
 
 const isLoopback = (host: string) => ['localhost', '127.0.0.1', '::1', '[::1]'].includes(host);
 
@@ -54,18 +44,6 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs: n
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 };
-
-/** Sends SIGTERM and waits for the exit, killing the child if it outlasts `timeoutMs`. */
-export const stopChild = (child: ChildProcess, timeoutMs = 10_000) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(killer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
 
 const ensureKafka = async (config: Config, log: Logger): Promise<StartedService | undefined> => {
   const [host = 'localhost', portText = '9092'] = (config.kafka.brokers[0] ?? '').split(':');
@@ -166,7 +144,40 @@ export const ensurePostgres = async (
   };
 };
 
+/**
+ * With REDIS_CLUSTER_NODES: nothing when its first node answers; otherwise, for loopback
+ * nodes, a local cluster of 3 masters and 3 replicas on the ports listed (continued one
+ * by one past the last, up to six).
+ */
+const ensureRedisCluster = async (
+  nodes: readonly string[],
+  log: Logger,
+): Promise<StartedService | undefined> => {
+  const addresses = nodes.map((node) => {
+    const at = node.lastIndexOf(':');
+    return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+  });
+  const [first] = addresses;
+  if (first === undefined) return undefined;
+  if (await isServing(first.host, first.port)) {
+    log.info('redis cluster already serving', { node: nodes[0] });
+    return undefined;
+  }
+  if (!addresses.every(({ host }) => isLoopback(host))) {
+    throw new Error(`Redis Cluster does not answer at ${nodes[0] ?? ''}`);
+  }
+  const ports = addresses.map(({ port }) => port).slice(0, 6);
+  const last = ports.at(-1) ?? first.port;
+  ports.push(...consecutivePorts(last + 1, 6 - ports.length));
+  const cluster = await startRedisCluster({ ports });
+  log.info('started local redis cluster', { nodes: cluster.nodes });
+  return cluster;
+};
+
 const ensureRedis = async (config: Config, log: Logger): Promise<StartedService | undefined> => {
+  if (config.redis.clusterNodes !== undefined) {
+    return ensureRedisCluster(config.redis.clusterNodes, log);
+  }
   const url = new URL(config.redis.url);
   const host = url.hostname;
   const port = Number(url.port || 6379);

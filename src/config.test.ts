@@ -98,3 +98,29 @@ test('a finite retention needs snapshots, at least 10 of their intervals apart',
   assert.throws(() => loadConfig({ KAFKA_TOPIC_RETENTION_MS: '599999' }), /10 snapshot intervals/);
   assert.equal(loadConfig({ WALLET_SNAPSHOT_INTERVAL_MS: '0' }).wallet.snapshotIntervalMs, 0);
 });
+
+test('REDIS_CLUSTER_NODES opens a Redis Cluster from its seed nodes; unset, one Redis', () => {
+  assert.equal(loadConfig({}).redis.clusterNodes, undefined);
+  const config = loadConfig({
+    REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001',
+    REDIS_KEY_PREFIX: 'prod:',
+  });
+  assert.deepEqual(config.redis.clusterNodes, ['10.0.0.1:7000', 'redis-b:7001']);
+  assert.equal(config.redis.keyPrefix, 'prod:');
+  assert.throws(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis-a' }), /REDIS_CLUSTER_NODES/);
+  assert.throws(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,,b:7001' }), /REDIS_CLUSTER_NODES/);
+});
+
+test('on a Redis Cluster the key prefix may not hold a brace, which would move the hash tag', () => {
+  assert.equal(loadConfig({ REDIS_KEY_PREFIX: '{app}:' }).redis.keyPrefix, '{app}:');
+  for (const prefix of ['{app}:', 'app{', 'app}']) {
+    assert.throws(
+      () => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_KEY_PREFIX: prefix }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual([...error.variables], ['REDIS_KEY_PREFIX']);
+        return true;
+      },
+    );
+  }
+});

@@ -26,6 +26,9 @@ const settingsShape = z.object({
   DATABASE_POOL_SIZE: positiveInt.max(100).default(10),
   REDIS_URL: url(['redis', 'rediss']).default('redis://localhost:6379'),
   REDIS_KEY_PREFIX: z.string().max(64).default(''),
+  // Set: a Redis Cluster, found from these seed nodes; REDIS_URL then gives only the
+  // credentials and TLS.
+  REDIS_CLUSTER_NODES: brokerList.optional(),
   KAFKA_BROKERS: brokerList.default(['localhost:9092']),
   KAFKA_CLIENT_ID: z.string().min(1).default('spendstream'),
   KAFKA_TOPIC: z
@@ -82,6 +85,12 @@ const settingsShape = z.object({
 });
 
 const settingsSchema = settingsShape
+  .refine((s) => s.REDIS_CLUSTER_NODES === undefined || !/[{}]/.test(s.REDIS_KEY_PREFIX), {
+    // A brace in the prefix would become the hash tag of every key, or split a bucket's
+    // keys over slots, and a bucket's script would no longer stay in one slot.
+    path: ['REDIS_KEY_PREFIX'],
+    message: 'must not hold { or } on a Redis Cluster (REDIS_CLUSTER_NODES)',
+  })
   .refine((s) => s.OUTBOX_MIN_AGE_MS >= 2 * s.INGEST_DURABLE_DEADLINE_MS, {
     // Recovery must not race a batch its own pipeline is still saving and publishing.
     path: ['OUTBOX_MIN_AGE_MS'],
@@ -105,7 +114,12 @@ const settingsSchema = settingsShape
 export interface Config {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly postgres: { readonly url: string; readonly poolSize: number };
-  readonly redis: { readonly url: string; readonly keyPrefix: string };
+  readonly redis: {
+    readonly url: string;
+    readonly keyPrefix: string;
+    /** Seed nodes of a Redis Cluster, when the totals are kept on one. */
+    readonly clusterNodes?: readonly string[];
+  };
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly clientId: string;
@@ -183,7 +197,11 @@ export const loadConfig = (
   return deepFreeze({
     logLevel: s.LOG_LEVEL,
     postgres: { url: s.DATABASE_URL, poolSize: s.DATABASE_POOL_SIZE },
-    redis: { url: s.REDIS_URL, keyPrefix: s.REDIS_KEY_PREFIX },
+    redis: {
+      url: s.REDIS_URL,
+      keyPrefix: s.REDIS_KEY_PREFIX,
+      ...(s.REDIS_CLUSTER_NODES === undefined ? {} : { clusterNodes: s.REDIS_CLUSTER_NODES }),
+    },
     kafka: {
       brokers: s.KAFKA_BROKERS,
       clientId: s.KAFKA_CLIENT_ID,

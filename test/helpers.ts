@@ -1,8 +1,9 @@
 // Shared by the integration tests: every test works in names of its own and cleans up.
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { sql, type DatabasePool } from 'slonik';
 import { createPostgresPool, ensureDatabase } from '../src/adapters/postgres/pool.ts';
+import type { RedisClient } from '../src/adapters/redis/client.ts';
+import { groupBySlot, scanClients } from '../src/adapters/redis/nodes.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 
 /** The configuration the suite runs against (the same environment as `npm start`). */
@@ -54,11 +55,19 @@ export const childEnv = (overrides: Record<string, string>): NodeJS.ProcessEnv =
   ...overrides,
 });
 
-/** Deletes every key under a test's Redis key prefix (the client must use that prefix). */
-export const clearKeyPrefix = async (redis: Redis, prefix: string): Promise<void> => {
-  const keys = await redis.keys(`${prefix}*`);
-  // KEYS returns full names; the client would prefix them again, so strip ours first.
-  if (keys.length > 0) await redis.del(...keys.map((key) => key.slice(prefix.length)));
+/**
+ * Deletes every key under a test's Redis key prefix (the client must use that prefix), on
+ * every master of a Cluster.
+ */
+export const clearKeyPrefix = async (redis: RedisClient, prefix: string): Promise<void> => {
+  for (const node of await scanClients(redis)) {
+    const keys = await node.keys(`${prefix}*`);
+    // KEYS returns full names; a client adds its own prefix again, so strip that first.
+    const own = node.options.keyPrefix ?? '';
+    for (const group of groupBySlot(redis, keys)) {
+      if (group.length > 0) await node.del(...group.map((key) => key.slice(own.length)));
+    }
+  }
 };
 
 /**
@@ -94,3 +103,12 @@ export const lockPurchases = async (pool: DatabasePool): Promise<() => Promise<v
  */
 export const reliabilityLevel: 'reduced' | 'full' =
   process.env['RELIABILITY_LEVEL'] === 'full' ? 'full' : 'reduced';
+
+/**
+ * The seed nodes of the Redis Cluster `npm test` started for the cluster variants of the
+ * tests (TEST_REDIS_CLUSTER_NODES), if it did.
+ */
+export const givenRedisClusterNodes: readonly string[] | undefined =
+  (process.env['TEST_REDIS_CLUSTER_NODES'] ?? '') === ''
+    ? undefined
+    : (process.env['TEST_REDIS_CLUSTER_NODES'] ?? '').split(',');

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../adapters/redis/client.ts';
 import type { DatabasePool } from 'slonik';
 import { readPurchaseTotals } from '../adapters/postgres/purchaseTotals.ts';
 import { scanTotals } from '../adapters/redis/totalsScan.ts';
@@ -16,5 +16,5 @@ export const reconcile = async ({
   redis,
 }: {
   readonly pool: DatabasePool;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
 }): Promise<ReconcileReport> => compareTotals(await readPurchaseTotals(pool), scanTotals(redis));

@@ -1,5 +1,5 @@
 import type { Admin } from 'kafkajs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../adapters/redis/client.ts';
 import { fetchLogStarts, fetchTopicEnds, rewindGroup } from '../adapters/kafka/groupAdmin.ts';
 import { withRebuildLock } from '../adapters/redis/rebuildLock.ts';
 import { markRebuild } from '../adapters/redis/rebuildMarker.ts';
@@ -20,7 +20,7 @@ import type { WalletSnapshots } from './walletSnapshots.ts';
 export interface PrepareTotalsDeps {
   readonly store: WalletStore;
   readonly admin: Admin;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly topic: string;
   /** The topic's id now: totals held for another id are of a topic deleted since. */
   readonly topicId: string;

@@ -1,5 +1,5 @@
 // The WalletStore contract against the published fake and against Redis (a key prefix of
-// each test's own, its keys deleted afterwards).
+// each test's own, its keys deleted afterwards) and against a Redis Cluster.
 import { createRedis } from '../../src/adapters/redis/client.ts';
 import { scanTotals } from '../../src/adapters/redis/totalsScan.ts';
 import { bucketKey, walletKey } from '../../src/adapters/redis/walletKeys.ts';
@@ -7,6 +7,7 @@ import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
 import { createMemoryWalletStore } from '../../src/testing/index.ts';
 import { clearKeyPrefix, testConfig, uniqueName } from '../helpers.ts';
 import { walletStoreContract } from './walletStore.contract.ts';
+import { clusterClient, deleteByNode, keysByNode } from '../harness/redisCluster.ts';
 
 walletStoreContract('memory', () => {
   const store = createMemoryWalletStore();
@@ -58,4 +59,44 @@ walletStoreContract('redis', () => {
       await raw.quit();
     },
   });
+});
+
+walletStoreContract('redis cluster', async () => {
+  const prefix = `${uniqueName('contract')}:`;
+  const redis = await clusterClient(prefix);
+  return {
+    store: createWalletStore(redis),
+    // As the gRPC service and reconcile read them: every total under this prefix, on
+    // every master.
+    readBack: async () => {
+      const totals = new Map<string, number>();
+      for await (const [userId, cents] of scanTotals(redis)) totals.set(userId, cents);
+      return totals;
+    },
+    deleteUser: async (userId) => void (await redis.del(walletKey(userId))),
+    deleteBucket: async (bucket) => void (await redis.del(bucketKey(bucket))),
+    // A restart of every master from an RDB snapshot: each key as it was then, on its node.
+    snapshot: async () => {
+      const dumps = await Promise.all(
+        (await keysByNode(redis, `${prefix}*`)).map(async ([node, keys]) => ({
+          node,
+          keys: await Promise.all(
+            keys.map(async (key) => [key, await node.dumpBuffer(key)] as const),
+          ),
+        })),
+      );
+      return async () => {
+        await deleteByNode(redis, await keysByNode(redis, `${prefix}*`));
+        for (const { node, keys } of dumps) {
+          for (const [key, dump] of keys) {
+            if (dump !== null) await node.restore(key, 0, dump, 'REPLACE');
+          }
+        }
+      };
+    },
+    close: async () => {
+      await clearKeyPrefix(redis, prefix);
+      await redis.quit();
+    },
+  };
 });

@@ -1,9 +1,9 @@
 // The services under test, in-process: each start takes names of its own in the stores
 // (a database, topics, a consumer group, a Redis key prefix), starts the real service on
 // free ports, and registers its teardown with the test's `t.after`.
-import type { Redis } from 'ioredis';
 import type { DatabasePool } from 'slonik';
 import { createPostgresPool } from '../../src/adapters/postgres/pool.ts';
+import type { RedisClient } from '../../src/adapters/redis/client.ts';
 import type { Config } from '../../src/config.ts';
 import { createLogger, type LogLevel } from '../../src/logger.ts';
 import { startIngestService, type IngestService } from '../../src/services/ingestService.ts';
@@ -43,7 +43,7 @@ export interface StartedWallet {
   /** A gRPC client of the running instance. */
   readonly client: WalletClient;
   /** A Redis client on the wallet's key prefix, for reading or wiping its totals. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Stops the instance, runs `meanwhile`, then starts a new one on the same settings. */
   restart(meanwhile?: () => Promise<unknown>): Promise<void>;
 }
@@ -94,7 +94,7 @@ const openIngest = async (
 const openWallet = async (
   t: TestHooks,
   config: Config,
-  redis: Redis,
+  redis: RedisClient,
   { logLevel = 'warn' }: StartOptions,
 ): Promise<StartedWallet> => {
   const logger = createLogger(logLevel, { test: 'wallet' });

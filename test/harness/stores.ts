@@ -1,8 +1,7 @@
 // Names of a test's own in the shared stores — a database, topics, a consumer group, a
 // Redis key prefix — each removed again when the test ends.
-import type { Redis } from 'ioredis';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
-import { createRedis } from '../../src/adapters/redis/client.ts';
+import { createRedis, type RedisClient } from '../../src/adapters/redis/client.ts';
 import type { Config } from '../../src/config.ts';
 import { clearKeyPrefix, createTestDatabase } from '../helpers.ts';
 import { deleteGroups, deleteTopics } from '../kafkaHelpers.ts';
@@ -26,12 +25,13 @@ export const ownGroup = (t: TestHooks, kafka: Config['kafka'], groupId: string) 
 };
 
 /**
- * A Redis client whose keys all go under `redis.keyPrefix`; at teardown every key under
+ * A Redis client (a Cluster client on a cluster) whose keys all go under `redis.keyPrefix`; at teardown every key under
  * it is deleted and the client quits. An empty prefix is refused: it would mean them all.
  */
-export const ownKeyPrefix = (t: TestHooks, redis: Config['redis']): Redis => {
+export const ownKeyPrefix = (t: TestHooks, redis: Config['redis']): RedisClient => {
   if (redis.keyPrefix === '') throw new Error('a test needs a Redis key prefix of its own');
-  const client = createRedis({ url: redis.url, keyPrefix: redis.keyPrefix });
+  // On the Redis, or the Redis Cluster, the service is configured with.
+  const client = createRedis(redis);
   onTeardown(t, async () => {
     await clearKeyPrefix(client, redis.keyPrefix);
     await client.quit();

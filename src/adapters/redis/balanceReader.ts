@@ -1,8 +1,7 @@
-import type { Redis } from 'ioredis';
 import { bucketOf } from '../../core/buckets.ts';
 import { SpendstreamError, TotalsIncompleteError } from '../../core/errors.ts';
 import type { BalanceReader } from '../../core/ports.ts';
-import { translateRedisError } from './client.ts';
+import { translateRedisError, type RedisClient } from './client.ts';
 // The key layout is the writer's; reading it from there keeps the two from drifting apart.
 import { TOTAL_FIELD, bucketKey, markerField, userField, walletKey } from './walletKeys.ts';
 
@@ -80,7 +79,7 @@ const parseCents = (userId: string, text: string | null): number => {
  * by one.
  */
 export const createBalanceReader = (
-  redis: Redis,
+  redis: RedisClient,
   options?: BalanceReaderOptions,
 ): BalanceReader => {
   if (!(MISS_COMMAND in redis)) {

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { SpendstreamError } from '../../core/errors.ts';
-import { translateRedisError } from './client.ts';
+import { translateRedisError, type RedisClient } from './client.ts';
 import { rebuildLockKey } from './walletKeys.ts';
 
 // Only the holder's token extends or releases the lock: one whose lease ran out (a
@@ -35,7 +34,7 @@ export interface RebuildLockOptions {
  * once its lease runs out.
  */
 export const withRebuildLock = async <T>(
-  redis: Redis,
+  redis: RedisClient,
   topic: string,
   work: () => Promise<T>,
   { waitMs = 120_000, leaseMs = 30_000, onWait }: RebuildLockOptions = {},

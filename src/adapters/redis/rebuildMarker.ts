@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import { SpendstreamError } from '../../core/errors.ts';
-import { translateRedisError } from './client.ts';
+import { translateRedisError, type RedisClient } from './client.ts';
 import { REBUILD_FIELD, walletMetaKey } from './walletKeys.ts';
 
 /** Per partition, the offset the group must have committed for a rebuild to be complete. */
@@ -11,7 +10,7 @@ export type RebuildTargets = ReadonlyMap<number, bigint>;
  * that every wallet instance knows they are incomplete until the group has got there.
  */
 export const markRebuild = async (
-  redis: Redis,
+  redis: RedisClient,
   topic: string,
   targets: RebuildTargets,
 ): Promise<void> => {
@@ -25,7 +24,7 @@ export const markRebuild = async (
 
 /** The targets of a rebuild under way, or undefined when the totals are complete. */
 export const readRebuild = async (
-  redis: Redis,
+  redis: RedisClient,
   topic: string,
 ): Promise<RebuildTargets | undefined> => {
   let value: string | null;
@@ -46,7 +45,7 @@ export const readRebuild = async (
 };
 
 /** Records that the rebuild is complete. */
-export const clearRebuild = async (redis: Redis, topic: string): Promise<void> => {
+export const clearRebuild = async (redis: RedisClient, topic: string): Promise<void> => {
   try {
     await redis.hdel(walletMetaKey(topic), REBUILD_FIELD);
   } catch (error) {

@@ -1,16 +1,17 @@
-import type { Redis } from 'ioredis';
 import { SpendstreamError } from '../../core/errors.ts';
-import { translateRedisError } from './client.ts';
+import { translateRedisError, type RedisClient } from './client.ts';
+import { groupBySlot, scanEveryNode } from './nodes.ts';
 import { TOTAL_FIELD, userIdOfKey } from './walletKeys.ts';
 
 /**
  * Deletes every user's and bucket's hash and set under the client's key prefix — of this layout
  * and of older ones, every `wallet:…` key but the topics' meta hashes — one SCAN page at a
- * time; returns how many it deleted. Used before replaying a topic into a Redis that lost
- * its totals, or holds them in an older layout: hashes written since the loss hold offsets
- * that would make the replay skip the records before them.
+ * time, on every master of a Cluster; returns how many it deleted. Used before replaying a
+ * topic into a Redis that lost its totals, or holds them in an older layout: hashes
+ * written since the loss hold offsets that would make the replay skip the records before
+ * them.
  */
-export const deleteAllTotals = async (redis: Redis, pageSize = 1_000): Promise<number> => {
+export const deleteAllTotals = async (redis: RedisClient, pageSize = 1_000): Promise<number> => {
   const prefix = redis.options.keyPrefix ?? '';
   const meta = `${prefix}wallet:meta:`;
   let deleted = 0;
@@ -18,16 +19,15 @@ export const deleteAllTotals = async (redis: Redis, pageSize = 1_000): Promise<n
     // Hashes (users, buckets) and sets (each bucket's users changed since its snapshot);
     // not the strings (the rebuild lock) nor the meta hashes.
     for (const type of ['hash', 'set']) {
-      const pages = redis.scanStream({
-        match: `${escapeGlob(`${prefix}wallet:`)}*`,
-        type,
-        count: pageSize,
-      }) as AsyncIterable<string[]>;
-      for await (const page of pages) {
-        const keys = page.filter((key) => !key.startsWith(meta));
-        if (keys.length === 0) continue;
-        // UNLINK gets the client's prefix added again, so it takes the keys without it.
-        deleted += await redis.unlink(...keys.map((key) => key.slice(prefix.length)));
+      const match = `${escapeGlob(`${prefix}wallet:`)}*`;
+      for await (const page of scanEveryNode(redis, { match, type, count: pageSize })) {
+        const keys = page.keys.filter((key) => !key.startsWith(meta));
+        // On a Cluster a multi-key UNLINK must stay in one slot; the node client takes the
+        // keys as they are, less its own prefix (none on a Cluster's node).
+        const unlinks = groupBySlot(redis, keys).map((group) =>
+          page.node.unlink(...group.map((key) => key.slice(page.nodePrefix.length))),
+        );
+        for (const count of await Promise.all(unlinks)) deleted += count;
       }
     }
   } catch (error) {
@@ -42,31 +42,28 @@ const INTEGER = /^-?\d+$/;
 const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&');
 
 /**
- * Every user's total in this Redis as `[userId, cents]`, one SCAN page at a time (totals
- * fetched with one pipeline per page). As SCAN guarantees, a user present throughout is
- * yielded at least once, but may be yielded twice if Redis resizes its keyspace meanwhile.
+ * Every user's total in this Redis (every master of a Cluster) as `[userId, cents]`, one
+ * SCAN page at a time (totals fetched with one pipeline per page, on the node the page is
+ * of). As SCAN guarantees, a user present throughout is yielded at least once, but may be
+ * yielded twice if Redis resizes its keyspace meanwhile.
  */
 export async function* scanTotals(
-  redis: Redis,
+  redis: RedisClient,
   pageSize = 1_000,
 ): AsyncGenerator<readonly [userId: string, cents: number]> {
   // ioredis neither prefixes SCAN's MATCH nor strips the prefix from the keys SCAN returns.
   const prefix = redis.options.keyPrefix ?? '';
-  const pages = redis.scanStream({
-    match: `${escapeGlob(`${prefix}wallet:{b`)}*}:*`,
-    type: 'hash',
-    count: pageSize,
-  }) as AsyncIterable<string[]>;
+  const match = `${escapeGlob(`${prefix}wallet:{b`)}*}:*`;
   try {
-    for await (const page of pages) {
+    for await (const page of scanEveryNode(redis, { match, type: 'hash', count: pageSize })) {
       // The pattern may match a key of another shape (a user id holding "}:"); the key
       // is a user's only if its tag is the bucket of the id after it.
-      const users = page.map((key) => [key, userIdOfKey(key.slice(prefix.length))] as const);
+      const users = page.keys.map((key) => [key, userIdOfKey(key.slice(prefix.length))] as const);
       const keys = users.filter(([, userId]) => userId !== undefined);
       if (keys.length === 0) continue;
-      const pipeline = redis.pipeline();
-      // HGET gets the client's prefix added again, so it takes the key without it.
-      for (const [key] of keys) pipeline.hget(key.slice(prefix.length), TOTAL_FIELD);
+      const pipeline = page.node.pipeline();
+      // The node adds its own prefix again, so it takes the key without that.
+      for (const [key] of keys) pipeline.hget(key.slice(page.nodePrefix.length), TOTAL_FIELD);
       const results = (await pipeline.exec()) ?? [];
       for (const [index, [key, userId = '']] of keys.entries()) {
         const [error, value] = results[index] ?? [null, null];

@@ -1,9 +1,10 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import { bucketOf, WALLET_BUCKETS } from '../../core/buckets.ts';
 import { SpendstreamError } from '../../core/errors.ts';
 import type { LostBucket, PartitionSpan, WalletStore } from '../../core/ports.ts';
 import { checkWalletRecord } from '../../core/records.ts';
-import { translateRedisError } from './client.ts';
+import { translateRedisError, type RedisClient } from './client.ts';
+import { execPerNode, type RoutedCall } from './nodes.ts';
 import {
   INITIALISED_FIELD,
   LAYOUT_FIELD,
@@ -278,7 +279,7 @@ interface WalletPipeline extends ChainableCommander {
 }
 
 /** The client, with the commands {@link createWalletStore} defines on it. */
-type WalletRedis = Redis & {
+type WalletRedis = RedisClient & {
   spendstreamWalletTakeSnapshot(keyCount: number, args: readonly string[]): Promise<unknown>;
   spendstreamWalletRestoreBucket(
     keyCount: number,
@@ -299,19 +300,6 @@ interface BucketCall {
   readonly partitions: Set<number>;
   records: number;
 }
-
-const exec = async (pipeline: ChainableCommander) => {
-  let results: Awaited<ReturnType<ChainableCommander['exec']>>;
-  try {
-    results = await pipeline.exec();
-  } catch (error) {
-    throw translateRedisError(error);
-  }
-  if (results === null) {
-    throw new SpendstreamError('internal', 'Redis discarded the wallet pipeline');
-  }
-  return results;
-};
 
 const checkSpan = (span: PartitionSpan): void => {
   const offset = /^\d{1,16}$/;
@@ -334,7 +322,7 @@ const checkSpan = (span: PartitionSpan): void => {
 export type HeldLayout = 'current' | 'older' | 'none';
 
 /** Reads from the topic's meta hash which layout, if any, this Redis holds its totals in. */
-export const readHeldLayout = async (redis: Redis, topic: string): Promise<HeldLayout> => {
+export const readHeldLayout = async (redis: RedisClient, topic: string): Promise<HeldLayout> => {
   let initialised: string | null;
   let layout: string | null;
   try {
@@ -351,7 +339,10 @@ export const readHeldLayout = async (redis: Redis, topic: string): Promise<HeldL
 };
 
 /** The id of the topic whose totals this Redis holds, if recorded. */
-export const readHeldTopicId = async (redis: Redis, topic: string): Promise<string | undefined> => {
+export const readHeldTopicId = async (
+  redis: RedisClient,
+  topic: string,
+): Promise<string | undefined> => {
   try {
     return (await redis.hget(walletMetaKey(topic), TOPIC_ID_FIELD)) ?? undefined;
   } catch (error) {
@@ -361,7 +352,7 @@ export const readHeldTopicId = async (redis: Redis, topic: string): Promise<stri
 
 /** Records that the totals this Redis holds for `topic` are of the topic with `topicId`. */
 export const writeHeldTopicId = async (
-  redis: Redis,
+  redis: RedisClient,
   topic: string,
   topicId: string,
 ): Promise<void> => {
@@ -379,7 +370,7 @@ export const writeHeldTopicId = async (
  * is one Lua script per bucket, so a bucket's users and its marker never disagree, and
  * re-applying any records (redelivery, replay, repair) is a no-op.
  */
-export const createWalletStore = (redis: Redis): WalletStore => {
+export const createWalletStore = (redis: RedisClient): WalletStore => {
   // defineCommand sends EVALSHA, falling back to EVAL once per connection (and after a
   // SCRIPT FLUSH), so the script text crosses the wire once, not once per bucket.
   if (!(APPLY_COMMAND in redis)) redis.defineCommand(APPLY_COMMAND, { lua: APPLY_LUA });
@@ -434,8 +425,8 @@ export const createWalletStore = (redis: Redis): WalletStore => {
       if (calls.size === 0) return { applied: 0, skipped: 0, lost: [] };
       const spanArgs = spans.flatMap((s) => [markerField(topic, s.partition), s.from, s.to]);
       const partitionOf = new Map(spans.map((s) => [markerField(topic, s.partition), s]));
-      const pipeline = redis.pipeline() as WalletPipeline;
       const order: [number, BucketCall][] = [...calls];
+      const bucketCalls: RoutedCall[] = [];
       for (const [bucket, call] of order) {
         const keys = [bucketKey(bucket), dirtyKey(bucket)];
         // The argv goes as one array (ioredis flattens it): spreading a hot user's records
@@ -447,14 +438,22 @@ export const createWalletStore = (redis: Redis): WalletStore => {
           args.push(userId, argv.length / 3);
           for (const value of argv) args.push(value);
         }
-        pipeline.spendstreamWalletApplyBucket(keys.length, [...keys, ...args]);
+        bucketCalls.push({
+          key: bucketKey(bucket),
+          add: (pipeline) =>
+            (pipeline as WalletPipeline).spendstreamWalletApplyBucket(keys.length, [
+              ...keys,
+              ...args,
+            ]),
+        });
       }
-      const results = await exec(pipeline);
+      // One pipeline per node (one in all on a single Redis), sent at once.
+      const results = await execPerNode(redis, bucketCalls);
       let applied = 0;
       let counted = 0;
       const lost: LostBucket[] = [];
-      // Buckets before a failed one are applied; the caller retries the whole call, and
-      // their offsets and markers make that retry skip them.
+      // Buckets other than a failed one may be applied; the caller retries the whole call,
+      // and their offsets and markers make that retry skip them.
       for (const [index, [error, reply]] of results.entries()) {
         if (error !== null) throw translateRedisError(error);
         const [bucket, call] = order[index] ?? [0, { records: 0, partitions: new Set<number>() }];
@@ -482,12 +481,14 @@ export const createWalletStore = (redis: Redis): WalletStore => {
 
     readMarkers: async (topic, partitions) => {
       const fields = partitions.map((partition) => markerField(topic, partition));
-      const pipeline = redis.pipeline();
+      const reads: RoutedCall[] = [];
       for (const bucket of EVERY_BUCKET) {
-        pipeline.exists(bucketKey(bucket));
-        if (fields.length > 0) pipeline.hmget(bucketKey(bucket), ...fields);
+        const key = bucketKey(bucket);
+        reads.push({ key, add: (pipeline) => pipeline.exists(key) });
+        if (fields.length > 0)
+          reads.push({ key, add: (pipeline) => pipeline.hmget(key, ...fields) });
       }
-      const results = await exec(pipeline);
+      const results = await execPerNode(redis, reads);
       const step = fields.length > 0 ? 2 : 1;
       const markers = new Map<number, ReadonlyMap<number, string> | undefined>();
       for (const bucket of EVERY_BUCKET) {
@@ -510,14 +511,23 @@ export const createWalletStore = (redis: Redis): WalletStore => {
 
     markInitialised: async (topic) => {
       const since = new Date().toISOString();
-      const pipeline = redis.pipeline();
-      // Every bucket's hash exists from now on, so one found missing is one lost.
-      for (const bucket of EVERY_BUCKET) pipeline.hsetnx(bucketKey(bucket), SINCE_FIELD, since);
+      const meta = walletMetaKey(topic);
+      // Every bucket's hash exists from now on, so one found missing is one lost. On a
+      // Cluster the buckets' pipelines run on their nodes at once, so the meta hash, which
+      // says they are all there, is written only once every one is.
+      const buckets: RoutedCall[] = EVERY_BUCKET.map((bucket) => ({
+        key: bucketKey(bucket),
+        add: (pipeline) => pipeline.hsetnx(bucketKey(bucket), SINCE_FIELD, since),
+      }));
       // HSETNX: the value says since when this Redis has held the topic, for operators.
-      pipeline.hsetnx(walletMetaKey(topic), INITIALISED_FIELD, since);
-      pipeline.hset(walletMetaKey(topic), LAYOUT_FIELD, WALLET_LAYOUT);
-      for (const [error] of await exec(pipeline)) {
-        if (error !== null) throw translateRedisError(error);
+      const metas: RoutedCall[] = [
+        { key: meta, add: (pipeline) => pipeline.hsetnx(meta, INITIALISED_FIELD, since) },
+        { key: meta, add: (pipeline) => pipeline.hset(meta, LAYOUT_FIELD, WALLET_LAYOUT) },
+      ];
+      for (const step of [buckets, metas]) {
+        for (const [error] of await execPerNode(redis, step)) {
+          if (error !== null) throw translateRedisError(error);
+        }
       }
     },
 

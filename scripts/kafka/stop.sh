@@ -46,8 +46,25 @@ done
 ((${#STOPPING[@]} > 0)) || exit 0
 
 deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-alive() { for pid in "${STOPPING[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
-while alive && ((SECONDS < deadline)); do
+alive() {
+  local count=0
+  for pid in "${STOPPING[@]}"; do kill -0 "$pid" 2>/dev/null && count=$((count + 1)); done
+  echo "$count"
+}
+# The last brokers of a cluster to stop cannot finish a controlled shutdown: it needs the
+# controller quorum, which left with the majority of the nodes. They get a few seconds for
+# what does not need it, then SIGKILL (their logs are recovered at the next start).
+quorum=$((BROKERS / 2 + 1))
+quorum_lost_at=""
+while (($(alive) > 0)) && ((SECONDS < deadline)); do
+  if ((BROKERS > 1 && BROKERS - $(alive) >= quorum)); then
+    quorum_lost_at="${quorum_lost_at:-$SECONDS}"
+    if ((SECONDS - quorum_lost_at >= 5)); then
+      echo "kafka: $(alive) broker(s) cannot finish a controlled shutdown without a controller quorum; sending SIGKILL"
+      for pid in "${STOPPING[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+      while (($(alive) > 0)); do sleep 0.2; done
+    fi
+  fi
   sleep 0.5
 done
 for pid in "${STOPPING[@]}"; do

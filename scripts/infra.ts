@@ -53,7 +53,13 @@ const ensureKafka = async (config: Config, log: Logger): Promise<StartedService 
     return undefined;
   }
   if (!isLoopback(host)) throw new Error(`Kafka does not answer at ${host}:${port}`);
-  const env = { KAFKA_PORT: String(port) };
+  // KAFKA_BROKERS_LOCAL=3 starts a 3-broker cluster, the first broker on `port`: the
+  // services need only that one in KAFKA_BROKERS, their client finds the others.
+  const brokers = process.env['KAFKA_BROKERS_LOCAL'];
+  const env = {
+    KAFKA_PORT: String(port),
+    ...(brokers === undefined || brokers === '' ? {} : { KAFKA_BROKERS_LOCAL: brokers }),
+  };
   await run('bash', [`${ROOT}scripts/kafka/start.sh`], env);
   return { name: 'kafka', stop: () => run('bash', [`${ROOT}scripts/kafka/stop.sh`], env) };
 };

@@ -124,3 +124,31 @@ test('on a Redis Cluster the key prefix may not hold a brace, which would move t
     );
   }
 });
+
+test('replication settings are unset unless given: the cluster decides at start', () => {
+  const { kafka } = loadConfig({});
+  assert.equal(kafka.replicationFactor, undefined);
+  assert.equal(kafka.minInsyncReplicas, undefined);
+  assert.equal(kafka.allowWeakTopics, false);
+  const set = loadConfig({
+    KAFKA_REPLICATION_FACTOR: '3',
+    KAFKA_MIN_INSYNC_REPLICAS: '2',
+    KAFKA_ALLOW_WEAK_TOPICS: '1',
+  }).kafka;
+  assert.equal(set.replicationFactor, 3);
+  assert.equal(set.minInsyncReplicas, 2);
+  assert.equal(set.allowWeakTopics, true);
+});
+
+test('replication settings are positive and min ISR is at most the replication factor', () => {
+  assert.throws(() => loadConfig({ KAFKA_REPLICATION_FACTOR: '0' }), /KAFKA_REPLICATION_FACTOR/);
+  assert.throws(() => loadConfig({ KAFKA_REPLICATION_FACTOR: '1.5' }), /KAFKA_REPLICATION_FACTOR/);
+  assert.throws(() => loadConfig({ KAFKA_MIN_INSYNC_REPLICAS: '0' }), /KAFKA_MIN_INSYNC_REPLICAS/);
+  assert.throws(
+    () => loadConfig({ KAFKA_REPLICATION_FACTOR: '2', KAFKA_MIN_INSYNC_REPLICAS: '3' }),
+    /KAFKA_MIN_INSYNC_REPLICAS=.*at most KAFKA_REPLICATION_FACTOR/,
+  );
+  // Alone, a min ISR is checked against the replication factor the cluster gives, at start.
+  assert.equal(loadConfig({ KAFKA_MIN_INSYNC_REPLICAS: '3' }).kafka.minInsyncReplicas, 3);
+  assert.throws(() => loadConfig({ KAFKA_ALLOW_WEAK_TOPICS: 'yes' }), /KAFKA_ALLOW_WEAK_TOPICS/);
+});

@@ -39,6 +39,13 @@ const settingsShape = z.object({
   // -1 keeps every purchase for ever; a finite retention needs the wallet's snapshots
   // (a rebuild then starts from the snapshot, and refuses if its tail was deleted).
   KAFKA_TOPIC_RETENTION_MS: z.coerce.number().int().min(-1).default(-1),
+  // Unset: the fewer of 3 and the brokers in the cluster, as its metadata lists them at start.
+  KAFKA_REPLICATION_FACTOR: positiveInt.max(32).optional(),
+  // Unset: one less than the replication factor, at least 1, so that acks=all sends go on
+  // with one broker lost while every acked record is on at least two.
+  KAFKA_MIN_INSYNC_REPLICAS: positiveInt.max(32).optional(),
+  // 1 starts on a topic weaker than the two above (a warning); otherwise the start refuses.
+  KAFKA_ALLOW_WEAK_TOPICS: z.enum(['0', '1']).default('0'),
   WS_HOST: z.string().min(1).default('127.0.0.1'),
   WS_PORT: port.default(8080),
   WS_PATH: z.string().startsWith('/').default('/ws'),
@@ -98,6 +105,17 @@ const settingsSchema = settingsShape
   })
   .refine(
     (s) =>
+      s.KAFKA_REPLICATION_FACTOR === undefined ||
+      s.KAFKA_MIN_INSYNC_REPLICAS === undefined ||
+      s.KAFKA_MIN_INSYNC_REPLICAS <= s.KAFKA_REPLICATION_FACTOR,
+    {
+      // More in-sync replicas than replicas would refuse every acks=all send.
+      path: ['KAFKA_MIN_INSYNC_REPLICAS'],
+      message: 'must be at most KAFKA_REPLICATION_FACTOR',
+    },
+  )
+  .refine(
+    (s) =>
       s.KAFKA_TOPIC_RETENTION_MS === -1 ||
       (s.WALLET_SNAPSHOT_INTERVAL_MS > 0 &&
         s.KAFKA_TOPIC_RETENTION_MS >= 10 * s.WALLET_SNAPSHOT_INTERVAL_MS),
@@ -127,6 +145,12 @@ export interface Config {
     readonly topicPartitions: number;
     /** retention.ms of the topics spendstream creates; -1 for unlimited. */
     readonly topicRetentionMs: number;
+    /** Replicas of each partition of the topics spendstream creates; unset: from the cluster. */
+    readonly replicationFactor: number | undefined;
+    /** min.insync.replicas of those topics; unset: the replication factor − 1, at least 1. */
+    readonly minInsyncReplicas: number | undefined;
+    /** Whether a start goes on, with a warning, on an existing topic weaker than these. */
+    readonly allowWeakTopics: boolean;
   };
   readonly ws: { readonly host: string; readonly port: number; readonly path: string };
   readonly grpc: { readonly host: string; readonly port: number };
@@ -208,6 +232,9 @@ export const loadConfig = (
       topic: s.KAFKA_TOPIC,
       topicPartitions: s.KAFKA_TOPIC_PARTITIONS,
       topicRetentionMs: s.KAFKA_TOPIC_RETENTION_MS,
+      replicationFactor: s.KAFKA_REPLICATION_FACTOR,
+      minInsyncReplicas: s.KAFKA_MIN_INSYNC_REPLICAS,
+      allowWeakTopics: s.KAFKA_ALLOW_WEAK_TOPICS === '1',
     },
     ws: { host: s.WS_HOST, port: s.WS_PORT, path: s.WS_PATH },
     grpc: { host: s.GRPC_HOST, port: s.GRPC_PORT },

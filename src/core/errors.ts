@@ -96,6 +96,25 @@ export class RecordsDeletedError extends SpendstreamError {
   }
 }
 
+/**
+ * An existing topic keeps fewer copies of its records than configured: fewer replicas than
+ * the replication factor, or a lower min.insync.replicas, so an ack may rest on fewer
+ * brokers than intended. An operator must raise the topic's or allow it.
+ */
+export class WeakTopicError extends SpendstreamError {
+  readonly topic: string;
+
+  constructor(topic: string, shortfalls: readonly string[]) {
+    super(
+      'invalid_config',
+      `Kafka topic ${topic} is weaker than configured: ${shortfalls.join('; ')}. Raise the ` +
+        "topic's replication (Kafka's reassignment tool, kafka-configs) or set " +
+        'KAFKA_ALLOW_WEAK_TOPICS=1 to start on it',
+    );
+    this.topic = topic;
+  }
+}
+
 /** Narrows an unknown thrown value to a {@link SpendstreamError}. */
 export const isSpendstreamError = (error: unknown): error is SpendstreamError =>
   error instanceof SpendstreamError;

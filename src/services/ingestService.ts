@@ -5,7 +5,8 @@ import { guardOwnedSends } from './ownedSends.ts';
 import { drainThenDispose, failureSignal } from './lifecycle.ts';
 import { startOutboxRelay } from './outboxRelay.ts';
 import { createKafka, pingKafka } from '../adapters/kafka/client.ts';
-import { ensureTopic, fetchEndOffsets } from '../adapters/kafka/topics.ts';
+import { fetchEndOffsets } from '../adapters/kafka/topics.ts';
+import { ensureDurableTopics } from './durableTopics.ts';
 import { createPurchasePublisher } from '../adapters/kafka/purchasePublisher.ts';
 import { createTransactionalProducer, transactionalIdsOf } from '../adapters/kafka/producer.ts';
 import { pingPostgres } from '../adapters/postgres/pool.ts';
@@ -85,12 +86,18 @@ export const startIngestService = async (
   const admin = kafka.admin();
   await admin.connect();
   resources.defer(() => admin.disconnect().catch(() => undefined));
-  await ensureTopic(admin, {
-    topic: config.kafka.topic,
-    partitions: config.kafka.topicPartitions,
-    // Unlimited unless set: the wallet rebuilds from its snapshots plus the tail after them.
-    configs: { 'retention.ms': String(config.kafka.topicRetentionMs) },
-  });
+  await ensureDurableTopics(
+    admin,
+    [
+      {
+        topic: config.kafka.topic,
+        partitions: config.kafka.topicPartitions,
+        // Unlimited unless set: the wallet rebuilds from its snapshots plus the tail after them.
+        configs: { 'retention.ms': String(config.kafka.topicRetentionMs) },
+      },
+    ],
+    { settings: config.kafka, logger },
+  );
   // Partitions are fixed for the life of the process, so a user's purchases keep one.
   const metadata = await admin.fetchTopicMetadata({ topics: [config.kafka.topic] });
   const partitions = metadata.topics[0]?.partitions.length ?? config.kafka.topicPartitions;

@@ -1,7 +1,7 @@
 import { tap } from 'rxjs';
 import { createBalanceReader } from '../adapters/redis/balanceReader.ts';
 import { createKafka } from '../adapters/kafka/client.ts';
-import { ensureTopic } from '../adapters/kafka/topics.ts';
+import { ensureDurableTopics } from './durableTopics.ts';
 import { createIdempotentProducer } from '../adapters/kafka/producer.ts';
 import { decodePurchaseEvent } from '../core/purchaseEvent.ts';
 import { createRedis, pingRedis } from '../adapters/redis/client.ts';
@@ -97,17 +97,19 @@ export const startWalletService = async (
   const admin = kafka.admin();
   await admin.connect();
   resources.defer(() => admin.disconnect().catch(() => undefined));
-  await ensureTopic(admin, {
-    topic,
-    partitions: config.kafka.topicPartitions,
-    configs: { 'retention.ms': String(config.kafka.topicRetentionMs) },
-  });
-  // Kept for operators to look at, whatever the purchases' retention.
-  await ensureTopic(admin, {
-    topic: deadLetterTopic,
-    partitions: 1,
-    configs: { 'retention.ms': '-1' },
-  });
+  await ensureDurableTopics(
+    admin,
+    [
+      {
+        topic,
+        partitions: config.kafka.topicPartitions,
+        configs: { 'retention.ms': String(config.kafka.topicRetentionMs) },
+      },
+      // Kept for operators to look at, whatever the purchases' retention.
+      { topic: deadLetterTopic, partitions: 1, configs: { 'retention.ms': '-1' } },
+    ],
+    { settings: config.kafka, logger },
+  );
 
   // One client applies, another (auto-pipelined) serves reads.
   const redis = createRedis(config.redis);

@@ -1,10 +1,13 @@
-import { type Admin } from 'kafkajs';
+import type { Admin, ConfigResourceTypes } from 'kafkajs';
+import { SpendstreamError } from '../../core/errors.ts';
 import { translateKafkaError } from './client.ts';
 
 /** How a topic is created when it is missing. */
 export interface TopicSpec {
   readonly topic: string;
   readonly partitions: number;
+  /** Replicas of each partition; 1 unless set. */
+  readonly replicationFactor?: number;
   /** Topic-level configs, e.g. `{ 'retention.ms': '-1' }`. */
   readonly configs?: Readonly<Record<string, string>>;
 }
@@ -18,7 +21,7 @@ export const ensureTopic = async (admin: Admin, spec: TopicSpec): Promise<boolea
         {
           topic: spec.topic,
           numPartitions: spec.partitions,
-          replicationFactor: 1,
+          replicationFactor: spec.replicationFactor ?? 1,
           configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({
             name,
             value,
@@ -51,5 +54,52 @@ export const fetchEndOffsets = async (
       if (!retriable || Date.now() > deadline) throw translateKafkaError(error);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+  }
+};
+
+/** How many copies of a topic's records Kafka keeps, and how many an acks=all send waits for. */
+export interface TopicReplication {
+  /** Replicas of each partition (of an existing topic: those of its partition with fewest). */
+  readonly replicationFactor: number;
+  /** The topic's `min.insync.replicas`, its own or the broker's default. */
+  readonly minInsyncReplicas: number;
+}
+
+// ConfigResourceTypes.TOPIC: kafkajs's CommonJS entry does not show its enums to imports.
+const TOPIC_RESOURCE: ConfigResourceTypes = 2;
+
+/** How many brokers the cluster's metadata lists (those registered and up now). */
+export const countBrokers = async (admin: Admin): Promise<number> => {
+  try {
+    return (await admin.describeCluster()).brokers.length;
+  } catch (error) {
+    throw translateKafkaError(error);
+  }
+};
+
+/** The replication an existing topic has, from its metadata and its configs. */
+export const readTopicReplication = async (
+  admin: Admin,
+  topic: string,
+): Promise<TopicReplication> => {
+  try {
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+    const partitions = metadata.topics[0]?.partitions ?? [];
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: ['min.insync.replicas'] }],
+    });
+    const value = described.resources[0]?.configEntries.find(
+      (entry) => entry.configName === 'min.insync.replicas',
+    )?.configValue;
+    if (partitions.length === 0 || value === undefined) {
+      throw new SpendstreamError('internal', `Kafka gave no replication of topic ${topic}`);
+    }
+    return {
+      replicationFactor: Math.min(...partitions.map((partition) => partition.replicas.length)),
+      minInsyncReplicas: Number(value),
+    };
+  } catch (error) {
+    throw translateKafkaError(error);
   }
 };

@@ -3,31 +3,30 @@
 // user's hash deleted. Each time the wallet, running on, notices, repairs the buckets
 // from the topic, and ends with every total equal to the sum of what was published.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
-import { fetchCommittedOffsets, fetchConsumerLag } from '../../src/adapters/kafka/groupAdmin.ts';
+import { fetchCommittedOffsets } from '../../src/adapters/kafka/groupAdmin.ts';
 import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
 import {
   createPurchasePublisher,
   type ManagedPurchasePublisher,
 } from '../../src/adapters/kafka/purchasePublisher.ts';
 import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
-import { scanTotals } from '../../src/adapters/redis/totalsScan.ts';
 import { bucketKey, markerField, walletKey } from '../../src/adapters/redis/walletKeys.ts';
 import { createWalletStore } from '../../src/adapters/redis/walletStore.ts';
 import { bucketOf, WALLET_BUCKETS } from '../../src/core/buckets.ts';
-import { centsToDecimal, type Purchase } from '../../src/core/purchase.ts';
+import { centsToDecimal } from '../../src/core/purchase.ts';
 import { connectWallet, type WalletClient } from '../grpcClient.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freePort, startWalletProcess, type ServiceProcess } from '../harness/processes.ts';
 import { startRedisServer, type RedisServer } from '../harness/redisServer.ts';
 import { ownGroup, ownTopics } from '../harness/stores.ts';
 import { onTeardown } from '../harness/teardown.ts';
+import { logLines as logLinesOf, walletHistory, withAdmin } from '../harness/walletHistory.ts';
 import { testConfig, uniqueName } from '../helpers.ts';
 
 const PARTITIONS = 4;
@@ -36,8 +35,6 @@ const kafka = createKafka(testConfig.kafka);
 const topic = uniqueName('test_wallet_loss');
 const groupId = uniqueName('test_wallet_group');
 const logFile = join(tmpdir(), `${topic}.log`);
-const expected = new Map<string, number>();
-let sent = 0;
 let server: RedisServer;
 let redis: Redis;
 let publisher: ManagedPurchasePublisher;
@@ -47,71 +44,20 @@ let client: WalletClient;
 const LOST = 'Redis lost records of a bucket: repairing it';
 const REPAIRED = 'buckets repaired';
 
-/** Every log line of the wallet whose `msg` is `msg`, from its whole output. */
-const logLines = async (msg: string): Promise<Record<string, unknown>[]> =>
-  (await readFile(logFile, 'utf8'))
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((entry) => entry['msg'] === msg);
-
-const publish = async (count: number, users: readonly string[] = []) => {
-  const purchases: Purchase[] = Array.from({ length: count }, (_, i) => ({
-    id: `${topic}-${sent + i}`,
-    userId: users[i % Math.max(1, users.length)] ?? `loss-user-${(sent + i) % USERS}`,
-    amountCents: 1 + (((sent + i) * 7_919) % 50_000),
-  }));
-  sent += count;
-  await publisher.publish(purchases);
-  for (const p of purchases) expected.set(p.userId, (expected.get(p.userId) ?? 0) + p.amountCents);
-};
-
-/** Waits until the group has committed everything published. */
-const committedAll = () =>
-  eventually(
-    'the wallet group committing every record',
-    async () => {
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        return (await fetchConsumerLag(admin, groupId, topic)).every(({ lag }) => lag === 0);
-      } finally {
-        await admin.disconnect();
-      }
-    },
-    { timeoutMs: 60_000, intervalMs: 200 },
-  );
-
-/** Waits until every total in Redis is the sum of its user's purchases, none ever above. */
-const totalsExact = async () => {
-  let wrong: string[] = [];
-  await eventually(
-    () => `every total equal to the sum published (not yet: ${wrong.slice(0, 5).join(', ')})`,
-    async () => {
-      const totals = new Map<string, number>();
-      for await (const [userId, cents] of scanTotals(redis)) totals.set(userId, cents);
-      const users = new Set([...expected.keys(), ...totals.keys()]);
-      wrong = [...users]
-        .filter((user) => totals.get(user) !== expected.get(user))
-        .map((user) => `${user}: ${totals.get(user)} of ${expected.get(user)}`);
-      const over = [...users].filter((user) => (totals.get(user) ?? 0) > (expected.get(user) ?? 0));
-      assert.deepEqual(over, [], 'no purchase is ever counted twice');
-      return wrong.length === 0;
-    },
-    { timeoutMs: 90_000, intervalMs: 250 },
-  );
-};
+const history = walletHistory({
+  kafka,
+  topic,
+  groupId,
+  userPrefix: 'loss-user-',
+  users: USERS,
+  publisher: () => publisher,
+});
+const { expected, publish, committedAll } = history;
+const totalsExact = () => history.totalsExact(redis);
+const logLines = (msg: string) => logLinesOf(logFile, msg);
 
 /** The group's committed offsets. */
-const committed = async () => {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await fetchCommittedOffsets(admin, groupId, topic);
-  } finally {
-    await admin.disconnect();
-  }
-};
+const committed = () => withAdmin(kafka, (admin) => fetchCommittedOffsets(admin, groupId, topic));
 
 before(async (t) => {
   ownTopics(t, testConfig.kafka, [topic, `${topic}_dead`]);

@@ -4,28 +4,26 @@
 // records it needs are gone; a bucket lost after its records were deleted, put back from
 // the snapshot.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import type { Redis } from 'ioredis';
+import type { Admin } from 'kafkajs';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
-import { fetchConsumerLag } from '../../src/adapters/kafka/groupAdmin.ts';
 import { createIdempotentProducer } from '../../src/adapters/kafka/producer.ts';
 import {
   createPurchasePublisher,
   type ManagedPurchasePublisher,
 } from '../../src/adapters/kafka/purchasePublisher.ts';
 import { ensureTopic } from '../../src/adapters/kafka/topics.ts';
-import { scanTotals } from '../../src/adapters/redis/totalsScan.ts';
 import { bucketKey } from '../../src/adapters/redis/walletKeys.ts';
 import { bucketOf } from '../../src/core/buckets.ts';
-import type { Purchase } from '../../src/core/purchase.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freePort, startWalletProcess, type ServiceProcess } from '../harness/processes.ts';
 import { startRedisServer, type RedisServer } from '../harness/redisServer.ts';
 import { ownDatabase, ownGroup, ownTopics } from '../harness/stores.ts';
 import { onTeardown } from '../harness/teardown.ts';
+import { logLines, walletHistory, withAdmin as withKafkaAdmin } from '../harness/walletHistory.ts';
 import { testConfig, uniqueName } from '../helpers.ts';
 
 const PARTITIONS = 3;
@@ -33,8 +31,6 @@ const USERS = 80;
 const kafka = createKafka(testConfig.kafka);
 const topic = uniqueName('test_wallet_snap');
 const groupId = uniqueName('test_wallet_snap_group');
-const expected = new Map<string, number>();
-let sent = 0;
 let server: RedisServer;
 let redis: Redis;
 let publisher: ManagedPurchasePublisher;
@@ -43,63 +39,17 @@ let runs = 0;
 
 const SNAPSHOT = 'wallet snapshot written';
 
-const publish = async (count: number) => {
-  const purchases: Purchase[] = Array.from({ length: count }, (_, i) => ({
-    id: `${topic}-${sent + i}`,
-    userId: `snap-user-${(sent + i) % USERS}`,
-    amountCents: 1 + (((sent + i) * 7_919) % 50_000),
-  }));
-  sent += count;
-  await publisher.publish(purchases);
-  for (const p of purchases) expected.set(p.userId, (expected.get(p.userId) ?? 0) + p.amountCents);
-};
-
-const withAdmin = async <T>(run: (admin: ReturnType<typeof kafka.admin>) => Promise<T>) => {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await run(admin);
-  } finally {
-    await admin.disconnect();
-  }
-};
-
-const committedAll = () =>
-  eventually(
-    'the wallet group committing every record',
-    () =>
-      withAdmin(async (admin) =>
-        (await fetchConsumerLag(admin, groupId, topic)).every(({ lag }) => lag === 0),
-      ),
-    { timeoutMs: 60_000, intervalMs: 200 },
-  );
-
-const totalsExact = async () => {
-  let wrong: string[] = [];
-  await eventually(
-    () => `every total equal to the sum published (not yet: ${wrong.slice(0, 5).join(', ')})`,
-    async () => {
-      const totals = new Map<string, number>();
-      for await (const [userId, cents] of scanTotals(redis)) totals.set(userId, cents);
-      const users = new Set([...expected.keys(), ...totals.keys()]);
-      wrong = [...users]
-        .filter((user) => totals.get(user) !== expected.get(user))
-        .map((user) => `${user}: ${totals.get(user)} of ${expected.get(user)}`);
-      const over = [...users].filter((user) => (totals.get(user) ?? 0) > (expected.get(user) ?? 0));
-      assert.deepEqual(over, [], 'no purchase is ever counted twice');
-      return wrong.length === 0;
-    },
-    { timeoutMs: 90_000, intervalMs: 250 },
-  );
-};
-
-/** Every log line of a wallet log file whose `msg` is `msg`. */
-const logLines = async (file: string, msg: string): Promise<Record<string, unknown>[]> =>
-  (await readFile(file, 'utf8').catch(() => ''))
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((entry) => entry['msg'] === msg);
+const history = walletHistory({
+  kafka,
+  topic,
+  groupId,
+  userPrefix: 'snap-user-',
+  users: USERS,
+  publisher: () => publisher,
+});
+const { publish, committedAll } = history;
+const totalsExact = () => history.totalsExact(redis);
+const withAdmin = <T>(run: (admin: Admin) => Promise<T>) => withKafkaAdmin(kafka, run);
 
 /** Starts a wallet on the test's topic, Redis and database; resolves with it and its log. */
 const startWallet = async (

@@ -8,15 +8,14 @@ import { from, lastValueFrom, Subject, toArray } from 'rxjs';
 import { decodePurchaseEvent, encodePurchaseEvent } from '../core/purchaseEvent.ts';
 import { StoreUnavailableError } from '../core/errors.ts';
 import { centsToDecimal } from '../core/purchase.ts';
-import type { BucketRepairer, PartitionReader, WalletStore } from '../core/ports.ts';
 import { bucketOf } from '../core/buckets.ts';
 import {
+  createLogRepairer,
   createMemoryCommitter,
   createMemoryDeadLetters,
   createMemoryPartitionReader,
   createMemoryWalletStore,
 } from '../testing/index.ts';
-import { repairPartition, type RepairReport } from './repairPartition.ts';
 import { walletPipeline, type WalletDeps } from './walletPipeline.ts';
 import type { AppliedBatch } from './walletTypes.ts';
 import type { ConsumedBatch, ConsumedRecord } from '../core/records.ts';
@@ -28,27 +27,6 @@ const patient: WalletDeps['storeCall'] = {
   retry: { initialDelayMs: 1, maxDelayMs: 2, deadlineMs: 2_000 },
 };
 
-/** The simplest repairer: one repair per request, over the log the test wrote. */
-const logRepairer = (
-  store: WalletStore,
-  reader: PartitionReader,
-): BucketRepairer & { readonly reports: RepairReport[] } => {
-  const reports: RepairReport[] = [];
-  return {
-    reports,
-    repair: async (topic, partition, lost, to) => {
-      reports.push(
-        await lastValueFrom(
-          repairPartition(
-            { topic, partition, lost, to },
-            { reader, store, decode: decodePurchaseEvent, storeCall: patient },
-          ),
-        ),
-      );
-    },
-  };
-};
-
 const fakes = () => {
   const store = createMemoryWalletStore();
   const log = createMemoryPartitionReader(7);
@@ -57,7 +35,7 @@ const fakes = () => {
     deadLetters: createMemoryDeadLetters(),
     committer: createMemoryCommitter(),
     log,
-    repairer: logRepairer(store, log),
+    repairer: createLogRepairer(store, log, patient),
   };
 };
 

@@ -8,6 +8,7 @@ export {
   type OffsetCommit,
 } from './memoryCommitter.ts';
 export { createMemoryDeadLetters, type MemoryDeadLetters } from './memoryDeadLetters.ts';
+export { createLogRepairer, type LogRepairer } from './logRepairer.ts';
 export { createMemoryLog, type MemoryLog } from './memoryLog.ts';
 export {
   createMemoryPartitionReader,

@@ -13,16 +13,15 @@ import type {
   OffsetCommitter,
   WalletStore,
 } from '../../core/ports.ts';
-import { decodePurchaseEvent } from '../../core/purchaseEvent.ts';
 import type { WalletRecord } from '../../core/records.ts';
 import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import {
+  createLogRepairer,
   createMemoryCommitter,
   createMemoryDeadLetters,
   createMemoryPartitionReader,
   createMemoryWalletStore,
 } from '../../testing/index.ts';
-import { repairPartition } from '../repairPartition.ts';
 import type { AppliedBatch, DecodedBatch } from '../walletTypes.ts';
 import type { ConsumedRecord, PoisonRecord } from '../../core/records.ts';
 import { applyBatch, type ApplyBatchDeps } from './applyBatch.ts';
@@ -91,22 +90,6 @@ const batchOf = (ref: string, partition: number, items: readonly Item[]): Decode
  * A repairer over a log holding nothing before the batches: what a bucket lacks below a
  * batch's first offset is nothing, so a repair only moves the bucket's markers there.
  */
-const emptyLogRepairer = (store: WalletStore): BucketRepairer & { readonly asked: string[] } => {
-  const asked: string[] = [];
-  const reader = createMemoryPartitionReader();
-  return {
-    asked,
-    repair: async (topic, partition, lost, to) => {
-      asked.push(`${partition}: ${lost.map((l) => l.bucket).length} buckets up to ${to}`);
-      await lastValueFrom(
-        repairPartition(
-          { topic, partition, lost, to },
-          { reader, store, decode: decodePurchaseEvent, storeCall: patient },
-        ),
-      );
-    },
-  };
-};
 
 const fakes = () => {
   const store = createMemoryWalletStore();
@@ -114,7 +97,7 @@ const fakes = () => {
     store,
     deadLetters: createMemoryDeadLetters(),
     committer: createMemoryCommitter(),
-    repairer: emptyLogRepairer(store),
+    repairer: createLogRepairer(store, createMemoryPartitionReader(), patient),
   };
 };
 
@@ -492,7 +475,7 @@ test('within one assignment a batch continues where the last ended, past transac
     f.store.calls.map((call) => (call.method === 'apply' ? call.options : undefined)),
     [spanned(0, '0', '3'), spanned(0, '3', '5')],
   );
-  assert.deepEqual(f.repairer.asked, [], 'nothing was short');
+  assert.deepEqual(f.repairer.reports, [], 'nothing was short');
   // The committed offset is past the markers: where the next fetch begins.
   assert.deepEqual(
     out.map((b) => b.nextOffset),

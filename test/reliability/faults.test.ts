@@ -18,7 +18,12 @@ import { eventually } from '../harness/eventually.ts';
 import { reliabilityLevel } from '../helpers.ts';
 import type { ServiceProcess } from '../harness/processes.ts';
 import { createCluster, type Cluster, type Offsets } from './cluster.ts';
-import { assertInvariants, checkInvariants, describeViolations } from './invariants.ts';
+import {
+  assertInvariants,
+  checkInvariants,
+  describeViolations,
+  type InvariantReport,
+} from './invariants.ts';
 import { startLoad, type Load } from './load.ts';
 import { recordFigures } from './results.ts';
 
@@ -99,6 +104,37 @@ const later = <T>(promise: Promise<T>): Promise<T> => {
 };
 
 /**
+ * Records a scenario's figures, prints them, and fails the test unless its invariants hold
+ * (printing each violation first).
+ */
+const reportScenario = (
+  t: TestContext,
+  name: string,
+  report: InvariantReport,
+  recoveryMs: number | undefined,
+  extra: Readonly<Record<string, number | string>>,
+): void => {
+  recordFigures({
+    scenario: name,
+    sent: report.sent,
+    acked: report.acked,
+    refused: report.refused,
+    lost: report.lost,
+    doubleCounted: report.doubleCounted,
+    ...(recoveryMs === undefined ? {} : { recoveryMs }),
+    extra,
+  });
+  t.diagnostic(
+    `${name}: sent ${report.sent}, acked ${report.acked}, refused ${report.refused}, ` +
+      `lost ${report.lost}, doubleCounted ${report.doubleCounted}, ` +
+      `recoveryMs ${recoveryMs ?? 'n/a'} ${JSON.stringify(extra)}`,
+  );
+  const violations = describeViolations(report);
+  if (violations !== '') t.diagnostic(`violations:\n${violations}`);
+  assertInvariants(report);
+};
+
+/**
  * Runs one scenario: a deployment with the ingest and `wallets` wallet instances, steady
  * load, the fault, more load, then stop, resend, check, record, assert.
  */
@@ -137,25 +173,7 @@ const scenario = async (
     const recoveryMs = await outcome.recoveryMs;
     const resend = await load.resendUnacked(settings.resendDeadlineMs);
     const report = await checkInvariants(cluster, load, resend, settings);
-    const extra = { ...report.extra, ...(await outcome.extra) };
-    recordFigures({
-      scenario: name,
-      sent: report.sent,
-      acked: report.acked,
-      refused: report.refused,
-      lost: report.lost,
-      doubleCounted: report.doubleCounted,
-      ...(recoveryMs === undefined ? {} : { recoveryMs }),
-      extra,
-    });
-    t.diagnostic(
-      `${name}: sent ${report.sent}, acked ${report.acked}, refused ${report.refused}, ` +
-        `lost ${report.lost}, doubleCounted ${report.doubleCounted}, ` +
-        `recoveryMs ${recoveryMs ?? 'n/a'} ${JSON.stringify(extra)}`,
-    );
-    const violations = describeViolations(report);
-    if (violations !== '') t.diagnostic(`violations:\n${violations}`);
-    assertInvariants(report);
+    reportScenario(t, name, report, recoveryMs, { ...report.extra, ...(await outcome.extra) });
     outcome.check?.();
   } catch (error) {
     t.diagnostic(`service logs of ${cluster.name}: ${cluster.logDir}`);
@@ -690,24 +708,11 @@ test(
         settings,
       );
       const recoveryMs = await recovery;
-      const extra = { ...report.extra, noticedMs, oldTopicPurchases: first.sent };
-      recordFigures({
-        scenario: 'topic-recreated',
-        sent: report.sent,
-        acked: report.acked,
-        refused: report.refused,
-        lost: report.lost,
-        doubleCounted: report.doubleCounted,
-        ...(recoveryMs === undefined ? {} : { recoveryMs }),
-        extra,
+      reportScenario(t, 'topic-recreated', report, recoveryMs, {
+        ...report.extra,
+        noticedMs,
+        oldTopicPurchases: first.sent,
       });
-      t.diagnostic(
-        `topic-recreated: sent ${report.sent}, acked ${report.acked}, lost ${report.lost}, ` +
-          `doubleCounted ${report.doubleCounted}, recoveryMs ${recoveryMs ?? 'n/a'} ${JSON.stringify(extra)}`,
-      );
-      const violations = describeViolations(report);
-      if (violations !== '') t.diagnostic(`violations:\n${violations}`);
-      assertInvariants(report);
       assert.ok(stoppedItself, 'the wallet stopped by itself');
       assert.ok(
         wallet.logLine(

@@ -18,6 +18,8 @@ export interface LoadOptions extends LoadSettings {
   readonly drainTimeoutMs?: number;
   /** Called for every ack with the purchase's user and cents (e.g. to check totals). */
   readonly onAck?: (userId: string, cents: number) => void;
+  /** Ends the run early, as if its seconds were up (the rates count the seconds it ran). */
+  readonly stop?: AbortSignal;
 }
 
 interface Sent {
@@ -155,7 +157,13 @@ export const runLoad = async (options: LoadOptions): Promise<LoadResult> => {
     }, 2);
   }
 
-  await sleep(measureTo - performance.now());
+  await sleep(measureTo - performance.now(), undefined, { signal: options.stop }).catch(
+    () => undefined,
+  );
+  const ranSeconds = Math.max(
+    0.001,
+    (Math.min(performance.now(), measureTo) - measureFrom) / 1_000,
+  );
   sending = false;
   if (clock !== undefined) clearInterval(clock);
   await eventually('the replies due', () => inFlight.every((pending) => pending.size === 0), {
@@ -193,7 +201,7 @@ export const runLoad = async (options: LoadOptions): Promise<LoadResult> => {
       seconds,
       ...(rate === undefined ? {} : { rate }),
     },
-    throughput: Math.round(ackedInWindow / seconds),
+    throughput: Math.round(ackedInWindow / Math.min(seconds, ranSeconds)),
     sent,
     acked,
     errors,

@@ -1,6 +1,8 @@
 // `npm run bench`: runs spendstream and the per-message baseline on this machine under the
-// same load generator, and writes every figure to a JSON file, docs/benchmarks.md and a
-// chart. `npm run bench -- --smoke --out DIR` is the short run the test suite does.
+// same load generator, times rebuilds after a Redis wipe and the recovery from a Kafka
+// outage, and writes every figure to a JSON file, docs/benchmarks.md and a chart.
+// `npm run bench -- --smoke --out DIR` is the short run the test suite does;
+// `--only rebuild,outage` runs only those sections and writes only their JSON.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem, type } from 'node:os';
 import { join, relative } from 'node:path';
@@ -30,7 +32,17 @@ import { summariseProfile } from './profile.ts';
 import { measureReferences } from './references.ts';
 import { renderChart } from './report/chart.ts';
 import { extractAnalysis, renderMarkdown } from './report/page.ts';
-import type { BenchReport, LoadResult, LoadSettings, SweepPoint } from './types.ts';
+import { runOutageBench } from './outage.ts';
+import { runRebuildBench } from './rebuild.ts';
+import { outageTable, rebuildRatiosTable, rebuildTable } from './report/recovery.ts';
+import type {
+  BenchReport,
+  LoadFigures,
+  LoadResult,
+  LoadSettings,
+  SectionsReport,
+  SweepPoint,
+} from './types.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,16 +51,37 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     // CPU profiles of the ingest and wallet processes during the main runs.
     profile: { type: 'boolean', default: false },
+    // Comma-separated sections to run (load, rebuild, outage); all of them unless given.
+    only: { type: 'string' },
   },
 });
 const smoke = args.smoke;
+const SECTIONS = ['load', 'rebuild', 'outage'] as const;
+type Section = (typeof SECTIONS)[number];
+const only = (args.only ?? SECTIONS.join(',')).split(',').map((name) => name.trim());
+const unknown = only.filter((name) => !(SECTIONS as readonly string[]).includes(name));
+if (unknown.length > 0) {
+  console.error(`--only: unknown sections ${unknown.join(', ')}; known: ${SECTIONS.join(', ')}`);
+  process.exit(2);
+}
+const selected = (section: Section) => only.includes(section);
+const allSections = SECTIONS.every(selected);
 /** Measured seconds of each load run (sweep points get half). */
 const seconds = Number(args.seconds ?? (smoke ? 1 : 15));
 const warmupSeconds = smoke ? 0.5 : 3;
 // A full run publishes its figures in the repository; a smoke run writes only to --out.
 const outDir = args.out ?? join(ROOT, 'bench', 'results');
 const docsDir = args.out ?? join(ROOT, 'docs');
-const jsonPath = join(outDir, smoke ? 'smoke.json' : 'latest.json');
+const jsonPath = join(
+  outDir,
+  allSections
+    ? smoke
+      ? 'smoke.json'
+      : 'latest.json'
+    : smoke
+      ? 'smoke-sections.json'
+      : 'sections.json',
+);
 const chartPath = join(docsDir, 'benchmarks.svg');
 const markdownPath = join(docsDir, 'benchmarks.md');
 
@@ -64,6 +97,10 @@ const names = {
   baselineTopic: `${runId}_baseline`,
   referenceTopic: `${runId}_reference`,
   redisPrefix: `${runId}:`,
+  rebuildDatabase: `spendstream_${runId}_rebuild`,
+  rebuildTopics: { many: `${runId}_rebuild_many`, few: `${runId}_rebuild_few` },
+  rebuildDeadLetters: `${runId}_rebuild_dead_letters`,
+  outageDatabase: `spendstream_${runId}_outage`,
 };
 const databaseUrl = (database: string) => {
   const url = new URL(config.postgres.url);
@@ -84,16 +121,26 @@ const stopService = async (service: ServiceProcess | undefined) => {
 const cleanUp = async () => {
   await Promise.all([...running].map((service) => stopService(service)));
   const admin = await createPostgresPool({ url: databaseUrl('postgres'), poolSize: 1 });
-  await admin
-    .query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([names.database])} WITH (FORCE)`)
-    .catch((error: unknown) => log.warn('could not drop the bench database', { error }));
+  for (const database of [names.database, names.rebuildDatabase, names.outageDatabase]) {
+    await admin
+      .query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([database])} WITH (FORCE)`)
+      .catch((error: unknown) => log.warn('could not drop a bench database', { error, database }));
+  }
   await admin.end();
   const kafka = new Kafka({ brokers: [...config.kafka.brokers], clientId: 'spendstream-bench' });
   const kafkaAdmin = kafka.admin();
   try {
     await kafkaAdmin.connect();
     const existing = new Set(await kafkaAdmin.listTopics());
-    const topics = [names.topic, names.deadLetters, names.baselineTopic, names.referenceTopic];
+    const topics = [
+      names.topic,
+      names.deadLetters,
+      names.baselineTopic,
+      names.referenceTopic,
+      names.rebuildTopics.many,
+      names.rebuildTopics.few,
+      names.rebuildDeadLetters,
+    ];
     await kafkaAdmin.deleteTopics({ topics: topics.filter((topic) => existing.has(topic)) });
   } catch (error) {
     log.warn('could not delete the bench topics', { error });
@@ -250,19 +297,8 @@ const load = async (
   return measured;
 };
 
-const main = async (): Promise<BenchReport> => {
-  const machine = {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    os: `${type()} ${release()}`,
-    ...(await versions()),
-  };
-  console.log(
-    `spendstream bench ${smoke ? '(smoke) ' : ''}on ${machine.cpus} × ${machine.cpuModel}`,
-  );
-
+/** The load runs, the baseline and the references: everything but rebuilds and outages. */
+const measureLoad = async (): Promise<LoadFigures> => {
   // The run's database exists already (created and migrated before main).
   const references = await measureReferences({
     databaseUrl: databaseUrl(names.database),
@@ -445,11 +481,6 @@ const main = async (): Promise<BenchReport> => {
   );
 
   return {
-    startedAt: startedAt.toISOString(),
-    durationSeconds: Math.round((performance.now() - clock) / 1_000),
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
-    smoke,
-    machine,
     peak,
     halfRate,
     baseline: { baseline, spendstream: single, ratio },
@@ -463,30 +494,140 @@ const main = async (): Promise<BenchReport> => {
   };
 };
 
+const print = (line: string) => console.log(line);
+
+/** Wallet rebuilds after a Redis wipe, on the shared broker, in a database of their own. */
+const measureRebuild = () =>
+  runRebuildBench({
+    brokers: config.kafka.brokers,
+    partitions: config.kafka.topicPartitions,
+    retentionMs: config.kafka.topicRetentionMs,
+    databaseUrl: databaseUrl(names.rebuildDatabase),
+    redisUrl: config.redis.url,
+    redisPrefix: `${names.redisPrefix}rebuild:`,
+    topics: names.rebuildTopics,
+    deadLetterTopic: names.rebuildDeadLetters,
+    idPrefix: `${runId}-rebuild`,
+    users: smoke ? { many: 1_000, few: 100 } : { many: 10_000, few: 1_000 },
+    records: smoke ? 100_000 : 5_000_000,
+    tail: smoke ? 1_000 : 50_000,
+    snapshotIntervalMs: smoke ? 1_000 : 5_000,
+    timeoutMs: (smoke ? 2 : 30) * 60_000,
+    startWallet: async (env) => {
+      const service = await startWalletProcess(env, {
+        timeoutMs: 120_000,
+        logFile: '/tmp/bench-wallets.log',
+      });
+      running.add(service);
+      return service;
+    },
+    stopWallet: stopService,
+    print,
+  });
+
+/** A Kafka outage under load, on a broker of its own (it is stopped and started). */
+const measureOutage = () =>
+  runOutageBench({
+    databaseUrl: databaseUrl(names.outageDatabase),
+    redisUrl: config.redis.url,
+    redisPrefix: `${names.redisPrefix}outage:`,
+    topic: `${runId}_outage_purchases`,
+    deadLetterTopic: `${runId}_outage_dead_letters`,
+    partitions: config.kafka.topicPartitions,
+    idPrefix: `${runId}-outage`,
+    users: USERS,
+    outageSeconds: smoke ? 5 : 60,
+    calibrateSeconds: smoke ? 1 : 10,
+    beforeSeconds: smoke ? 1 : 10,
+    // A smoke run's outbox recovers within seconds; a full run's with the defaults.
+    ingestEnv: smoke
+      ? {
+          INGEST_DURABLE_DEADLINE_MS: '1000',
+          OUTBOX_MIN_AGE_MS: '2000',
+          OUTBOX_RECOVERY_INTERVAL_MS: '1000',
+        }
+      : {},
+    timeoutMs: (smoke ? 2 : 10) * 60_000,
+    startIngest: async (env) => {
+      const service = await startIngestProcess(env);
+      running.add(service);
+      return service;
+    },
+    startWallet: async (env) => {
+      const service = await startWalletProcess(env);
+      running.add(service);
+      return service;
+    },
+    stopService,
+    print,
+  });
+
+const main = async (): Promise<SectionsReport> => {
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${type()} ${release()}`,
+    ...(await versions()),
+  };
+  console.log(
+    `spendstream bench ${smoke ? '(smoke) ' : ''}on ${machine.cpus} × ${machine.cpuModel}`,
+  );
+  const load = selected('load') ? await measureLoad() : undefined;
+  const rebuild = selected('rebuild') ? await measureRebuild() : undefined;
+  if (rebuild !== undefined) {
+    console.log(`\n${rebuildTable(rebuild)}\n\n${rebuildRatiosTable(rebuild)}\n`);
+  }
+  // Last: it stops a broker (its own), and the machine is quiet for its load.
+  const outage = selected('outage') ? await measureOutage() : undefined;
+  if (outage !== undefined) console.log(`\n${outageTable(outage)}\n`);
+  return {
+    startedAt: startedAt.toISOString(),
+    durationSeconds: Math.round((performance.now() - clock) / 1_000),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    smoke,
+    machine,
+    ...load,
+    ...(rebuild === undefined ? {} : { rebuild }),
+    ...(outage === undefined ? {} : { outage }),
+  };
+};
+
+/** The whole report, when every section ran. */
+const isWhole = (report: SectionsReport): report is BenchReport => allSections && 'peak' in report;
+
 let exitCode = 0;
 try {
-  const { pool } = await openMigratedDatabase({ url: databaseUrl(names.database) });
-  await pool.end();
+  for (const database of [names.database, names.rebuildDatabase, names.outageDatabase]) {
+    const { pool } = await openMigratedDatabase({ url: databaseUrl(database) });
+    await pool.end();
+  }
   const report = await main();
   mkdirSync(outDir, { recursive: true });
-  mkdirSync(docsDir, { recursive: true });
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(chartPath, renderChart(report));
-  // The hand-written analysis below the page's marker survives a re-run.
-  const analysis = existsSync(markdownPath)
-    ? extractAnalysis(readFileSync(markdownPath, 'utf8'))
-    : undefined;
-  writeFileSync(
-    markdownPath,
-    renderMarkdown(report, {
-      chartPath: relative(docsDir, chartPath),
-      jsonPath: relative(docsDir, jsonPath),
-      ...(analysis === undefined ? {} : { analysis }),
-    }),
-  );
-  console.log(
-    `wrote ${relative(ROOT, jsonPath)}, ${relative(ROOT, markdownPath)}, ${relative(ROOT, chartPath)}`,
-  );
+  if (isWhole(report)) {
+    mkdirSync(docsDir, { recursive: true });
+    writeFileSync(chartPath, renderChart(report));
+    // The hand-written analysis below the page's marker survives a re-run.
+    const analysis = existsSync(markdownPath)
+      ? extractAnalysis(readFileSync(markdownPath, 'utf8'))
+      : undefined;
+    writeFileSync(
+      markdownPath,
+      renderMarkdown(report, {
+        chartPath: relative(docsDir, chartPath),
+        jsonPath: relative(docsDir, jsonPath),
+        ...(analysis === undefined ? {} : { analysis }),
+      }),
+    );
+    console.log(
+      `wrote ${relative(ROOT, jsonPath)}, ${relative(ROOT, markdownPath)}, ${relative(ROOT, chartPath)}`,
+    );
+  } else {
+    // Some sections only: their figures, not a page that would lack the others.
+    console.log(`wrote ${relative(ROOT, jsonPath)}`);
+  }
 } catch (error) {
   if (!interrupted) {
     log.error('bench failed', { error });

@@ -80,6 +80,75 @@ export interface StoreReference {
   readonly perSecond: number;
 }
 
+/** One wallet rebuilding its totals after its Redis keys were wiped. */
+export interface RebuildRun {
+  /** The full history, a fifth of it, or the full history over a tenth of the users. */
+  readonly scenario: 'full-history' | 'short-history' | 'few-users';
+  /** From offset 0 (snapshots off), or the snapshot in PostgreSQL plus the tail after it. */
+  readonly design: 'replay' | 'snapshot';
+  readonly users: number;
+  /** Records in the topic. */
+  readonly records: number;
+  /** Records the rebuild had to read: from where it started up to the topic's end. */
+  readonly replayedRecords: number;
+  /** Users whose totals came from the snapshot. */
+  readonly snapshotUsers: number;
+  /** Of the start, restoring the snapshot (and deleting what Redis held), ms. */
+  readonly restoreMs: number;
+  /** From the process's start until gRPC health said SERVING. */
+  readonly seconds: number;
+  /** Users whose `GetBalance` was checked against the sum of their purchases: all of them. */
+  readonly usersChecked: number;
+}
+
+/** Rebuild time after a Redis wipe, today's replay against the snapshot design. */
+export interface RebuildReport {
+  readonly partitions: number;
+  /** Records written after the snapshot was taken, before each rebuild. */
+  readonly tail: number;
+  /** How fast the history was written to the topic, records per second. */
+  readonly writtenPerSecond: number;
+  readonly runs: readonly RebuildRun[];
+  /** Each a ratio of rebuild times (seconds over seconds). */
+  readonly ratios: {
+    readonly replayOverSnapshot: number;
+    readonly replayOverSnapshotShortHistory: number;
+    /** Replay grows with history… */
+    readonly replayFullOverShortHistory: number;
+    /** …the snapshot design does not… */
+    readonly snapshotFullOverShortHistory: number;
+    /** …it grows with users. */
+    readonly snapshotManyOverFewUsers: number;
+  };
+}
+
+/** A Kafka outage under load, and how the backlog it left drained once Kafka was back. */
+export interface OutageReport {
+  /** The offered load, purchases per second (about what the system sustained). */
+  readonly rate: number;
+  readonly users: number;
+  /** How long the broker was down: from stopped until it served again. */
+  readonly outageSeconds: number;
+  /** Outbox settings the ingest ran with. */
+  readonly outbox: { readonly minAgeMs: number; readonly recoveryIntervalMs: number };
+  /** Purchases stored from the broker stopped until it served again (rows of `purchases`). */
+  readonly storedDuringOutage: number;
+  /** When the broker was back: outbox entries and the purchases they hold. */
+  readonly backlog: { readonly entries: number; readonly purchases: number };
+  /** From the broker back until no entry older than that moment remained (load going on). */
+  readonly backlogDrainedSeconds: number;
+  /** Backlog purchases over backlogDrainedSeconds. */
+  readonly drainPerSecond: number;
+  /** From the broker back until the outbox was empty (the load stopped once it drained). */
+  readonly outboxEmptySeconds: number;
+  /** From the broker back until the outbox was empty and every total equalled its sum. */
+  readonly consistentSeconds: number;
+  /** The load's replies over the whole run, by status (`ack`, `unavailable`, …). */
+  readonly replies: Readonly<Record<string, number>>;
+  /** Users whose total was checked against PostgreSQL. */
+  readonly usersChecked: number;
+}
+
 /** The whole report. */
 export interface BenchReport {
   readonly startedAt: string;
@@ -123,4 +192,26 @@ export interface BenchReport {
     readonly connections: readonly SweepPoint[];
   };
   readonly references: readonly StoreReference[];
+  /** Absent in reports from before it was measured. */
+  readonly rebuild?: RebuildReport;
+  /** Absent in reports from before it was measured. */
+  readonly outage?: OutageReport;
 }
+
+/** The `load` section's figures: the load runs, the baseline and the store references. */
+export type LoadFigures = Pick<
+  BenchReport,
+  | 'peak'
+  | 'halfRate'
+  | 'baseline'
+  | 'ingestOnly'
+  | 'profiles'
+  | 'overload'
+  | 'freshness'
+  | 'grpc'
+  | 'sweeps'
+  | 'references'
+>;
+
+/** What a run writes: the whole report, or with `--only` the header and those sections. */
+export type SectionsReport = Omit<BenchReport, keyof LoadFigures> & Partial<LoadFigures>;

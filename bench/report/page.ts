@@ -5,6 +5,7 @@
 import type { BenchReport } from '../types.ts';
 import { limits } from './limits.ts';
 import { mdCode, mdDestination } from './markdown.ts';
+import { recoverySections } from './recovery.ts';
 import {
   baselineSection,
   freshnessTable,
@@ -64,6 +65,7 @@ export function renderMarkdown(report: BenchReport, options: RenderMarkdownOptio
     'Each store measured on this machine without spendstream around it, to show which stage ' +
       'limits a target.',
     referencesTable(report),
+    ...recoverySections(report),
     ...profilesSection(report),
     '## Where the limits are',
     limits(report),

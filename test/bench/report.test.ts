@@ -3,7 +3,15 @@ import { describe, test } from 'node:test';
 import { format, resolveConfig } from 'prettier';
 import { renderChart } from '../../bench/report/chart.ts';
 import { ANALYSIS_MARKER, extractAnalysis, renderMarkdown } from '../../bench/report/page.ts';
-import type { BenchReport, LoadResult, LoadSettings, Percentiles } from '../../bench/types.ts';
+import type {
+  BenchReport,
+  LoadResult,
+  LoadSettings,
+  OutageReport,
+  Percentiles,
+  RebuildReport,
+  RebuildRun,
+} from '../../bench/types.ts';
 
 // --- A realistic report -------------------------------------------------------------------
 
@@ -156,6 +164,60 @@ function sampleReport(overrides: Partial<BenchReport> = {}): BenchReport {
       },
     ],
     ...overrides,
+  };
+}
+
+/** A rebuild section as a full run writes it. */
+function sampleRebuild(): RebuildReport {
+  const run = (
+    scenario: RebuildRun['scenario'],
+    design: RebuildRun['design'],
+    users: number,
+    records: number,
+    seconds: number,
+  ): RebuildRun => ({
+    scenario,
+    design,
+    users,
+    records,
+    replayedRecords: design === 'replay' ? records : 50_000,
+    snapshotUsers: design === 'replay' ? 0 : users,
+    restoreMs: 10_412,
+    seconds,
+    usersChecked: users,
+  });
+  const runs = [
+    run('short-history', 'replay', 10_000, 1_000_000, 41.2),
+    run('short-history', 'snapshot', 10_000, 1_000_000, 12.5),
+    run('full-history', 'replay', 10_000, 5_000_000, 190.74),
+    run('full-history', 'snapshot', 10_000, 5_000_000, 12.8),
+    run('few-users', 'snapshot', 1_000, 5_000_000, 11.9),
+  ];
+  const ratios = {
+    replayOverSnapshot: 14.9,
+    replayOverSnapshotShortHistory: 3.3,
+    replayFullOverShortHistory: 4.63,
+    snapshotFullOverShortHistory: 1.02,
+    snapshotManyOverFewUsers: 1.08,
+  };
+  return { partitions: 6, tail: 50_000, writtenPerSecond: 61_000, runs, ratios };
+}
+
+/** An outage section as a full run writes it. */
+function sampleOutage(): OutageReport {
+  return {
+    rate: 9_000,
+    users: 10_000,
+    outageSeconds: 60.4,
+    outbox: { minAgeMs: 60_000, recoveryIntervalMs: 15_000 },
+    storedDuringOutage: 420_000,
+    backlog: { entries: 4_200, purchases: 420_000 },
+    backlogDrainedSeconds: 74.25,
+    drainPerSecond: 5_656,
+    outboxEmptySeconds: 75.5,
+    consistentSeconds: 78.02,
+    replies: { ack: 1_200_000, unavailable: 420_000 },
+    usersChecked: 10_000,
   };
 }
 
@@ -514,8 +576,27 @@ describe('renderMarkdown', () => {
     assert.match(markdown, /^\| \(garbage collector\) +\| +7 \| +\| +\|$/m);
   });
 
+  test('tabulates rebuilds and the outage only when the run measured them', () => {
+    assert.doesNotMatch(renderMarkdown(sampleReport(), OPTIONS), /Rebuild after a Redis wipe/);
+    const markdown = renderMarkdown(
+      sampleReport({ rebuild: sampleRebuild(), outage: sampleOutage() }),
+      OPTIONS,
+    );
+    assert.match(
+      markdown,
+      /^\| Full history +\| Replay from offset 0 \| 10,000 \| 5,000,000 \| 5,000,000 \| +0 \| +10,412 \| +190\.74 \| +10,000 \|$/m,
+    );
+    assert.match(markdown, /^\| Replay \/ snapshot, full history +\| +14\.9x \|$/m);
+    assert.match(markdown, /^\| Snapshot, full \/ a fifth of the history +\| +1\.0x \|$/m);
+    assert.match(
+      markdown,
+      /^\| Backlog when back \(purchases in entries\) +\| +420,000 in 4,200 \|$/m,
+    );
+    assert.match(markdown, /^\| Totals = PostgreSQL sums after \(s\) +\| +78\.02 \|$/m);
+  });
+
   test('comes out exactly as prettier formats it', async () => {
-    const report = sampleReport();
+    const report = sampleReport({ rebuild: sampleRebuild(), outage: sampleOutage() });
     const [first, ...rest] = report.sweeps.batch;
     assert.ok(first);
     const odd = {

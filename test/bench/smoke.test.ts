@@ -59,11 +59,41 @@ test('npm run bench -- --smoke runs every part and writes its figures', async ()
       ],
     );
     assert.ok(report.references.every((reference) => reference.perSecond > 0));
+    // The rebuilds: every scenario and design timed, the snapshot design restoring users.
+    const rebuild = report.rebuild;
+    assert.ok(rebuild !== undefined, 'the rebuild section ran');
+    assert.deepEqual(
+      rebuild.runs.map((run) => `${run.scenario} ${run.design}`),
+      [
+        'short-history replay',
+        'short-history snapshot',
+        'full-history replay',
+        'full-history snapshot',
+        'few-users snapshot',
+      ],
+    );
+    for (const run of rebuild.runs) {
+      const name = `${run.scenario} ${run.design}`;
+      assert.ok(run.seconds > 0 && run.records > 0 && run.replayedRecords > 0, name);
+      assert.equal(run.usersChecked, run.users, `${name}: every total was checked`);
+      if (run.design === 'snapshot') assert.equal(run.snapshotUsers, run.users, name);
+    }
+    assert.ok(Object.values(rebuild.ratios).every((ratio) => ratio > 0));
+    // The outage: a backlog was kept, drained, and the totals checked against PostgreSQL.
+    const outage = report.outage;
+    assert.ok(outage !== undefined, 'the outage section ran');
+    assert.ok(outage.rate > 0 && outage.outageSeconds > 0);
+    assert.ok(outage.storedDuringOutage > 0 && outage.backlog.purchases > 0);
+    assert.ok(outage.backlogDrainedSeconds > 0 && outage.drainPerSecond > 0);
+    assert.ok(outage.consistentSeconds >= outage.outboxEmptySeconds);
+    assert.ok(outage.usersChecked > 0);
     // What a person running it reads: the figures and the ratio.
     assert.match(stdout, /peak \(array frames\)\s+\d+ purchases\/s/);
     assert.match(stdout, /spendstream \/ baseline, same load:\s+[\d.]+×/);
     const markdown = readFileSync(join(out, 'benchmarks.md'), 'utf8');
     assert.match(markdown, /smoke run/);
+    assert.match(markdown, /## Rebuild after a Redis wipe/);
+    assert.match(markdown, /## Kafka outage under load/);
     assert.match(readFileSync(join(out, 'benchmarks.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\n$/);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -4,7 +4,7 @@
 // `npm run bench -- --smoke --out DIR` is the short run the test suite does;
 // `--only rebuild,outage` runs only those sections and writes only their JSON.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem, type } from 'node:os';
+import { cpus, release, tmpdir, totalmem, type } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -516,7 +516,7 @@ const measureRebuild = () =>
     startWallet: async (env) => {
       const service = await startWalletProcess(env, {
         timeoutMs: 120_000,
-        logFile: '/tmp/bench-wallets.log',
+        logFile: join(tmpdir(), `${runId}-rebuild-wallets.log`),
       });
       running.add(service);
       return service;

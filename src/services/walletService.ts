@@ -18,6 +18,7 @@ import { watchMembership } from '../adapters/kafka/groupMembership.ts';
 import { createDeadLetterPublisher } from '../adapters/kafka/deadLetters.ts';
 import { createOffsetCommitter } from '../adapters/kafka/offsetCommitter.ts';
 import { createWalletStore } from '../adapters/redis/walletStore.ts';
+import { createGroupOffsets } from '../adapters/kafka/groupOffsets.ts';
 import { createTopicIdentity } from '../adapters/kafka/topicIdentity.ts';
 import { openMigratedDatabase } from '../adapters/postgres/database.ts';
 import { createWalletSnapshots, type WalletSnapshots } from './walletSnapshots.ts';
@@ -152,7 +153,20 @@ export const startWalletService = async (
       logger,
     });
   }
-  await prepareTotals({ store, admin, redis, topic, topicId, groupId, snapshots, metrics, logger });
+  const groupOffsets = createGroupOffsets(config.kafka);
+  resources.defer(() => groupOffsets.close());
+  await prepareTotals({
+    store,
+    admin,
+    groupOffsets,
+    redis,
+    topic,
+    topicId,
+    groupId,
+    snapshots,
+    metrics,
+    logger,
+  });
   // This instance's rebuild or another's: the totals are incomplete until it is done.
   state.rebuilding = (await readRebuild(redis, topic)) !== undefined;
 

@@ -1,6 +1,7 @@
 import type { Admin } from 'kafkajs';
 import type { RedisClient } from '../adapters/redis/client.ts';
 import { fetchLogStarts, fetchTopicEnds, rewindGroup } from '../adapters/kafka/groupAdmin.ts';
+import type { GroupOffsets } from '../adapters/kafka/groupOffsets.ts';
 import { withRebuildLock } from '../adapters/redis/rebuildLock.ts';
 import { markRebuild } from '../adapters/redis/rebuildMarker.ts';
 import { deleteAllTotals } from '../adapters/redis/totalsScan.ts';
@@ -20,6 +21,8 @@ import type { WalletSnapshots } from './walletSnapshots.ts';
 export interface PrepareTotalsDeps {
   readonly store: WalletStore;
   readonly admin: Admin;
+  /** Sets the group's offsets for a rebuild, while it has no member. */
+  readonly groupOffsets: GroupOffsets;
   readonly redis: RedisClient;
   readonly topic: string;
   /** The topic's id now: totals held for another id are of a topic deleted since. */
@@ -91,10 +94,10 @@ export const REBUILDING: Record<Unusable, string> = {
 
 /** Rebuilds the totals and marks them incomplete: see {@link prepareTotals}. */
 const rebuild = async (deps: PrepareTotalsDeps, why: Unusable): Promise<void> => {
-  const { store, admin, redis, topic, topicId, groupId, logger } = deps;
+  const { store, admin, groupOffsets, redis, topic, topicId, groupId, logger } = deps;
   const started = performance.now();
   // The group must be idle before anything is deleted; it is pointed at the tail below.
-  if (!(await rewindGroup(admin, groupId, topic, new Map()))) {
+  if (!(await rewindGroup(admin, groupOffsets, groupId, topic, new Map()))) {
     // Consuming on from the group's offsets would leave the lost totals lost for good, or
     // (an older layout) apply the rest where this version does not read.
     throw new SpendstreamError(
@@ -120,7 +123,7 @@ const rebuild = async (deps: PrepareTotalsDeps, why: Unusable): Promise<void> =>
       throw new RecordsDeletedError(topic, partition, String(needed), String(start));
     }
   }
-  if (!(await rewindGroup(admin, groupId, topic, restored.from))) {
+  if (!(await rewindGroup(admin, groupOffsets, groupId, topic, restored.from))) {
     throw new SpendstreamError(
       'unavailable',
       `a member of ${groupId} joined while the totals of ${topic} were being rebuilt; ` +

@@ -1,40 +1,38 @@
 import type { Admin } from 'kafkajs';
 import { translateKafkaError } from './client.ts';
+import type { GroupOffsets } from './groupOffsets.ts';
 
 /**
  * Points `groupId` at the start of `topic`, or at the offsets `to` (a snapshot's), so the
  * next member replays everything the store lacks (it skips what it holds). Only possible
- * while the group has no live member; returns false when it has one.
+ * while the group has no live member; returns false when it has one (the coordinator
+ * refuses the commit then, whatever the group's state said a moment before).
  */
 export const rewindGroup = async (
   admin: Admin,
+  offsets: GroupOffsets,
   groupId: string,
   topic: string,
   to?: ReadonlyMap<number, bigint>,
 ): Promise<boolean> => {
+  let state: string;
+  let starts: Awaited<ReturnType<Admin['fetchTopicOffsets']>>;
   try {
     const { groups } = await admin.describeGroups([groupId]);
-    const state = groups[0]?.state ?? 'Dead';
+    state = groups[0]?.state ?? 'Dead';
     if (state !== 'Dead' && state !== 'Empty') return false;
-    if (to !== undefined) {
-      // Partitions left out start from their beginning.
-      const starts = await admin.fetchTopicOffsets(topic);
-      await admin.setOffsets({
-        groupId,
-        topic,
-        partitions: starts.map(({ partition, low }) => ({
-          partition,
-          offset: String(to.get(partition) ?? BigInt(low)),
-        })),
-      });
-    } else if (state === 'Empty') {
-      // No such group yet (Dead): its first member starts at the beginning anyway.
-      await admin.resetOffsets({ groupId, topic, earliest: true });
-    }
-    return true;
+    // No such group yet (Dead): its first member starts at the beginning anyway.
+    if (to === undefined && state === 'Dead') return true;
+    starts = await admin.fetchTopicOffsets(topic);
   } catch (error) {
     throw translateKafkaError(error);
   }
+  // Partitions left out start from their beginning.
+  return offsets.commit(
+    groupId,
+    topic,
+    new Map(starts.map(({ partition, low }) => [partition, to?.get(partition) ?? BigInt(low)])),
+  );
 };
 
 /** Per partition of `topic`, its log start offset: records before it were deleted. */

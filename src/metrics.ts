@@ -286,3 +286,30 @@ export const createWalletMetrics = (
 
 /** The wallet service's metrics. */
 export type WalletMetrics = ReturnType<typeof createWalletMetrics>;
+
+/**
+ * The metrics of a service's primary process, which runs its workers: shown on the
+ * service's `/metrics` beside the workers' own.
+ */
+export const createWorkerMetrics = (
+  registry: Registry = baseRegistry(),
+  running: () => number,
+) => ({
+  registry,
+  restarts: new Counter({
+    name: 'spendstream_worker_restarts_total',
+    help: 'Worker processes restarted after they died without being asked to stop',
+    registers: [registry],
+  }),
+  running: new Gauge({
+    name: 'spendstream_workers_running',
+    help: "The service's worker processes alive now",
+    registers: [registry],
+    collect() {
+      this.set(running());
+    },
+  }),
+});
+
+/** A primary process's metrics. */
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

@@ -69,6 +69,7 @@ export const startPrimary = (options: PrimaryOptions): Primary => {
   const started = Promise.withResolvers<void>();
   const exited = Promise.withResolvers<number>();
   let announced = false;
+  let othersForked = false;
   let stopping = false;
   let exitCode = 0;
 
@@ -129,6 +130,10 @@ export const startPrimary = (options: PrimaryOptions): Primary => {
       case 'spendstream:started':
         slot.started = true;
         logger.info('worker started', { worker: slot.n, workerPid: worker.process.pid });
+        if (!othersForked && !stopping) {
+          othersForked = true;
+          for (const other of slots.slice(1)) fork(other);
+        }
         if (!announced && slots.every((each) => each.started)) {
           announced = true;
           logger.info('workers started', {
@@ -225,6 +230,8 @@ export const startPrimary = (options: PrimaryOptions): Primary => {
   };
 
   started.promise.catch(() => undefined);
-  for (const slot of slots) fork(slot);
+  // The first worker alone first: it applies the migrations, creates the topics and
+  // prepares the totals, which the others, started together after it, then find done.
+  fork(slots[0]);
   return { started: started.promise, stop, exited: exited.promise };
 };

@@ -50,6 +50,14 @@ interface Slot {
 
 type Report = Extract<WorkerMessage, { type: 'spendstream:report' }>;
 
+/**
+ * Sends to a worker that may have exited meanwhile: without a callback, a send on a
+ * closed channel is an 'error' event, which would end the primary.
+ */
+const send = (worker: Worker, message: PrimaryMessage) => {
+  if (worker.isConnected()) worker.send(message, undefined, () => undefined);
+};
+
 /** Starts the workers of a service from this process, its primary. */
 export const startPrimary = (options: PrimaryOptions): Primary => {
   const { logger } = options;
@@ -87,7 +95,7 @@ export const startPrimary = (options: PrimaryOptions): Primary => {
         clearTimeout(timer);
         resolve(report);
       });
-      worker.send({ type: 'spendstream:collect', id, what } satisfies PrimaryMessage);
+      send(worker, { type: 'spendstream:collect', id, what });
     });
   // Workers starting, restarting or gone have nothing to say: they are left out.
   const collect = async (what: Gathered) =>
@@ -146,7 +154,7 @@ export const startPrimary = (options: PrimaryOptions): Primary => {
       case 'spendstream:gather':
         gather(message.what).then(
           (reply) => {
-            if (worker.isConnected()) worker.send({ ...reply, id: message.id });
+            send(worker, { ...reply, id: message.id });
           },
           (error: unknown) => logger.warn('could not gather the workers', { error }),
         );
@@ -170,6 +178,7 @@ export const startPrimary = (options: PrimaryOptions): Primary => {
     const worker = cluster.fork(options.environment(slot.n));
     slot.worker = worker;
     worker.on('message', (message: unknown) => onMessage(slot, worker, message));
+    worker.on('error', (error) => logger.debug('worker channel error', { worker: slot.n, error }));
     worker.once('exit', (code, signal) => onExit(slot, worker, code, signal));
   };
 

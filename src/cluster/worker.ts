@@ -32,7 +32,7 @@ type Gathering = Extract<PrimaryMessage, { type: 'spendstream:gathered' }>;
 export const linkToPrimary = (): WorkerLink => {
   const send = (message: WorkerMessage) => {
     // Gone only when the primary is, and then node ends this process.
-    if (process.connected) process.send?.(message);
+    if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
   };
   let registry: Registry | undefined;
   let checks: Readonly<Record<string, ReadinessCheck>> | undefined;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadConfig, SETTING_NAMES } from './config.ts';
+import { availableParallelism } from 'node:os';
+import { loadConfig, SETTING_NAMES, workerEnvironment, workerInstanceId } from './config.ts';
 import { ConfigError } from './core/errors.ts';
 
 test('defaults match the documented ports and addresses', () => {
@@ -85,6 +86,40 @@ test('each process gets an ingest instance id of its own unless one is set', () 
   assert.equal(loadConfig({ INGEST_INSTANCE_ID: 'ingest-a.1' }).ingest.instanceId, 'ingest-a.1');
   // It goes into Kafka transactional ids and PostgreSQL rows: no spaces, no slashes.
   assert.throws(() => loadConfig({ INGEST_INSTANCE_ID: 'a b/c' }), ConfigError);
+});
+
+test('the ingest runs a worker per CPU unless set, the wallet one', () => {
+  assert.equal(loadConfig({}).workers.ingest, availableParallelism());
+  assert.equal(loadConfig({}).workers.wallet, 1);
+  assert.deepEqual(loadConfig({ INGEST_WORKERS: '3', WALLET_WORKERS: '2' }).workers, {
+    ingest: 3,
+    wallet: 2,
+  });
+  assert.throws(() => loadConfig({ INGEST_WORKERS: '0' }), /INGEST_WORKERS/);
+});
+
+test('each ingest worker gets an instance id of its own, one process in each', () => {
+  const config = loadConfig({ INGEST_WORKERS: '2', INGEST_INSTANCE_ID: 'edge' });
+  assert.deepEqual(workerEnvironment('ingest', 2, config), {
+    INGEST_WORKERS: '1',
+    INGEST_INSTANCE_ID: 'edge-2',
+  });
+  // Unset, each worker process makes a new one, as one process does.
+  assert.deepEqual(workerEnvironment('ingest', 1, loadConfig({ INGEST_WORKERS: '2' })), {
+    INGEST_WORKERS: '1',
+  });
+  assert.deepEqual(workerEnvironment('wallet', 1, config), { WALLET_WORKERS: '1' });
+  // One worker keeps the id as it is.
+  assert.equal(workerInstanceId('edge', 1), 'edge');
+  // The suffix must still fit.
+  assert.throws(
+    () => loadConfig({ INGEST_WORKERS: '12', INGEST_INSTANCE_ID: 'x'.repeat(98) }),
+    /INGEST_INSTANCE_ID/,
+  );
+  assert.equal(
+    loadConfig({ INGEST_WORKERS: '1', INGEST_INSTANCE_ID: 'x'.repeat(100) }).ingest.instanceId,
+    'x'.repeat(100),
+  );
 });
 
 test('a finite retention needs snapshots, at least 10 of their intervals apart', () => {

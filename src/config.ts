@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './core/errors.ts';
 
@@ -13,6 +14,19 @@ const brokerList = z
   );
 const url = (protocols: readonly string[]) =>
   z.url({ protocol: new RegExp(`^(${protocols.join('|')})$`) });
+
+/** Most worker processes of one service. */
+const MAX_WORKERS = 256;
+/** Longest ingest instance id, a worker's suffix included. */
+const MAX_INSTANCE_ID_LENGTH = 100;
+
+/**
+ * The instance id of ingest worker `n` (1, 2, …) of `workers`, from the configured one:
+ * `<id>-<n>`, so that every worker's Kafka transactional ids are its own; with one worker,
+ * the id itself.
+ */
+export const workerInstanceId = (id: string, workers: number, n = workers): string =>
+  workers === 1 ? id : `${id}-${n}`;
 
 /**
  * Every setting of spendstream: the environment variable, its default and its meaning.
@@ -89,9 +103,24 @@ const settingsShape = z.object({
     .optional(),
   OUTBOX_RECOVERY_INTERVAL_MS: positiveInt.default(15_000),
   OUTBOX_MIN_AGE_MS: z.coerce.number().int().min(0).default(60_000),
+  // Worker processes of each service sharing its ports (node:cluster); 1 runs the service
+  // in the process itself. Unset, the ingest takes one per CPU (os.availableParallelism()).
+  INGEST_WORKERS: positiveInt.max(MAX_WORKERS).optional(),
+  WALLET_WORKERS: positiveInt.max(MAX_WORKERS).default(1),
 });
 
 const settingsSchema = settingsShape
+  .refine(
+    (s) =>
+      s.INGEST_INSTANCE_ID === undefined ||
+      workerInstanceId(s.INGEST_INSTANCE_ID, s.INGEST_WORKERS ?? availableParallelism()).length <=
+        MAX_INSTANCE_ID_LENGTH,
+    {
+      // Each worker's id is `<id>-<n>`, and must still fit where instance ids go.
+      path: ['INGEST_INSTANCE_ID'],
+      message: `with its worker suffix ("-<n>") must be at most ${MAX_INSTANCE_ID_LENGTH} long`,
+    },
+  )
   .refine((s) => s.REDIS_CLUSTER_NODES === undefined || !/[{}]/.test(s.REDIS_KEY_PREFIX), {
     // A brace in the prefix would become the hash tag of every key, or split a bucket's
     // keys over slots, and a bucket's script would no longer stay in one slot.
@@ -179,10 +208,14 @@ export interface Config {
     readonly shutdownTimeoutMs: number;
     /** This instance's name in the outbox and in its Kafka transactional ids. */
     readonly instanceId: string;
+    /** INGEST_INSTANCE_ID as set, if it is: the base of the workers' ids. */
+    readonly configuredInstanceId: string | undefined;
     /** Whether the ingest port serves the status page and its balance lookup. */
     readonly statusPage: boolean;
   };
   readonly outbox: { readonly recoveryIntervalMs: number; readonly minAgeMs: number };
+  /** Worker processes of each service; 1 runs the service in its process itself. */
+  readonly workers: { readonly ingest: number; readonly wallet: number };
 }
 
 /** Names of every environment variable spendstream reads. */
@@ -259,8 +292,33 @@ export const loadConfig = (
       pingIntervalMs: s.INGEST_PING_INTERVAL_MS,
       shutdownTimeoutMs: s.INGEST_SHUTDOWN_TIMEOUT_MS,
       instanceId: s.INGEST_INSTANCE_ID ?? randomUUID(),
+      configuredInstanceId: s.INGEST_INSTANCE_ID,
       statusPage: s.INGEST_STATUS_PAGE === 'on',
     },
     outbox: { recoveryIntervalMs: s.OUTBOX_RECOVERY_INTERVAL_MS, minAgeMs: s.OUTBOX_MIN_AGE_MS },
+    workers: {
+      ingest: s.INGEST_WORKERS ?? availableParallelism(),
+      wallet: s.WALLET_WORKERS,
+    },
   });
+};
+
+/**
+ * The settings worker `n` (1, 2, …) of a service replaces in the environment it inherits:
+ * it runs as one process of the service, an ingest worker under an instance id of its own
+ * (`<INGEST_INSTANCE_ID>-<n>`) when one is set, a new one per process otherwise.
+ */
+export const workerEnvironment = (
+  service: 'ingest' | 'wallet',
+  n: number,
+  config: Config,
+): Record<string, string> => {
+  if (service === 'wallet') return { WALLET_WORKERS: '1' };
+  const id = config.ingest.configuredInstanceId;
+  return {
+    INGEST_WORKERS: '1',
+    ...(id === undefined
+      ? {}
+      : { INGEST_INSTANCE_ID: workerInstanceId(id, config.workers.ingest, n) }),
+  };
 };

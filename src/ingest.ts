@@ -1,5 +1,6 @@
-// The ingest service's process: `npm run ingest`. SIGTERM or SIGINT drains it.
+// The ingest service's process: `npm run ingest`, in INGEST_WORKERS worker processes sharing
+// its port when more than one. SIGTERM or SIGINT drains it.
 import { startIngestService } from './services/ingestService.ts';
 import { runService } from './runService.ts';
 
-await runService('ingest', startIngestService);
+await runService('ingest', startIngestService, { workers: 'ingest' });

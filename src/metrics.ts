@@ -93,6 +93,8 @@ const outboxMetrics = (registry: Registry, read?: IngestGaugeSources['outbox']) 
         'Outbox entries committed to PostgreSQL and not yet known to be on Kafka ' +
         '(NaN: PostgreSQL did not answer in time)',
       registers: [registry],
+      // The same figure in every worker (read from the stores): shown once, not summed.
+      aggregator: 'max',
       async collect() {
         if (read !== undefined) this.set((await shared())?.entries ?? Number.NaN);
       },
@@ -104,6 +106,8 @@ const outboxMetrics = (registry: Registry, read?: IngestGaugeSources['outbox']) 
         'their last error is in the log and in outbox.last_error ' +
         '(NaN: PostgreSQL did not answer in time)',
       registers: [registry],
+      // The same figure in every worker (read from the stores): shown once, not summed.
+      aggregator: 'max',
       async collect() {
         if (read !== undefined) this.set((await shared())?.failing ?? Number.NaN);
       },
@@ -114,6 +118,8 @@ const outboxMetrics = (registry: Registry, read?: IngestGaugeSources['outbox']) 
         'Age of the oldest outbox entry, near zero while Kafka takes every batch ' +
         '(NaN: PostgreSQL did not answer in time)',
       registers: [registry],
+      // The same figure in every worker (read from the stores): shown once, not summed.
+      aggregator: 'max',
       async collect() {
         if (read !== undefined) this.set((await shared())?.oldestAgeSeconds ?? Number.NaN);
       },
@@ -210,6 +216,8 @@ export const createWalletMetrics = (
       'group, the same from every instance; absent while Kafka does not answer)',
     labelNames: ['topic', 'partition'] as const,
     registers: [registry],
+    // The same figure in every worker (read from the stores): shown once, not summed.
+    aggregator: 'max',
     async collect() {
       if (sources === undefined) return;
       const lags = await sources.consumerLag().catch(() => undefined);
@@ -255,6 +263,8 @@ export const createWalletMetrics = (
       'Buckets being repaired after a loss: GetBalance answers UNAVAILABLE for their users ' +
       'until they are',
     registers: [registry],
+    // Buckets are the topic's, not a worker's: two workers that found one count it once.
+    aggregator: 'max',
     collect() {
       if (sources?.incompleteBuckets !== undefined) this.set(sources.incompleteBuckets());
     },
@@ -276,3 +286,30 @@ export const createWalletMetrics = (
 
 /** The wallet service's metrics. */
 export type WalletMetrics = ReturnType<typeof createWalletMetrics>;
+
+/**
+ * The metrics of a service's primary process, which runs its workers: shown on the
+ * service's `/metrics` beside the workers' own.
+ */
+export const createWorkerMetrics = (
+  registry: Registry = baseRegistry(),
+  running: () => number,
+) => ({
+  registry,
+  restarts: new Counter({
+    name: 'spendstream_worker_restarts_total',
+    help: 'Worker processes restarted after they died without being asked to stop',
+    registers: [registry],
+  }),
+  running: new Gauge({
+    name: 'spendstream_workers_running',
+    help: "The service's worker processes alive now",
+    registers: [registry],
+    collect() {
+      this.set(running());
+    },
+  }),
+});
+
+/** A primary process's metrics. */
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

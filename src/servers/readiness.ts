@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { HttpRoute } from './http.ts';
 
 /**
@@ -110,14 +111,18 @@ export const checkReadiness = async (
 export const readinessRoute =
   (checks: Readonly<Record<string, ReadinessCheck>>): HttpRoute =>
   async (_request, response) => {
-    const report = await checkReadiness(checks);
-    response
-      .writeHead(report.status === 'ok' ? 200 : 503, {
-        'content-type': 'application/json',
-        'cache-control': 'no-store',
-      })
-      .end(JSON.stringify(report));
+    writeReadiness(response, await checkReadiness(checks));
   };
+
+/** Answers a `/readyz` request with `report`: 200 when ready, 503 otherwise. */
+export const writeReadiness = (response: ServerResponse, report: ReadinessReport): void => {
+  response
+    .writeHead(report.status === 'ok' ? 200 : 503, {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+    })
+    .end(JSON.stringify(report));
+};
 
 /** `/healthz`: the process is alive and its event loop turns (200). */
 export const livenessRoute: HttpRoute = (_request, response) => {

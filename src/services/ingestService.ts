@@ -25,16 +25,15 @@ import {
   instrumentPurchaseStore,
 } from './instrumentation.ts';
 import { createIngestMetrics } from '../metrics.ts';
-import { metricsRoute } from '../servers/http.ts';
 import {
   ABANDON_AFTER_TIMEOUTS,
   coalesced,
   livenessRoute,
   pingCheck,
-  readinessRoute,
   within,
 } from '../servers/readiness.ts';
 import { createStatusPageRoutes } from '../servers/statusPage.ts';
+import { ownEndpoints, type ServiceEndpoints } from '../servers/endpoints.ts';
 import { startWebSocketServer } from '../servers/websocket.ts';
 import { ingestPipeline } from '../streams/ingestPipeline.ts';
 
@@ -67,6 +66,7 @@ export interface IngestService {
 export const startIngestService = async (
   config: Config,
   logger: Logger,
+  endpoints: ServiceEndpoints = ownEndpoints,
 ): Promise<IngestService> => {
   await using resources = new AsyncDisposableStack();
   // Disposed last: the line says everything below was closed.
@@ -214,12 +214,12 @@ export const startIngestService = async (
       submit: handoff.submit,
       routes: {
         '/healthz': livenessRoute,
-        '/readyz': readinessRoute({
+        '/readyz': endpoints.readiness({
           accepting: () => !draining,
           postgres: pingCheck(() => pingPostgres(pool), CHECK_TIMEOUT_MS),
           kafka: pingCheck(() => pingKafka(admin, config.kafka.topic), CHECK_TIMEOUT_MS),
         }),
-        '/metrics': metricsRoute(metrics.registry),
+        '/metrics': endpoints.metrics(metrics.registry),
         ...(wallet === undefined
           ? {}
           : createStatusPageRoutes({ wallet, wsPath: config.ws.path, logger })),

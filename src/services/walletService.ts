@@ -33,15 +33,15 @@ import { createWalletRepairs, type WalletRepairs } from './walletRepairs.ts';
 import type { Logger } from '../logger.ts';
 import { createWalletMetrics } from '../metrics.ts';
 import { startGrpcServer } from '../servers/grpc.ts';
-import { metricsRoute, startHttpServer } from '../servers/http.ts';
+import { startHttpServer } from '../servers/http.ts';
 import {
   ABANDON_AFTER_TIMEOUTS,
   coalesced,
   livenessRoute,
   pingCheck,
-  readinessRoute,
   within,
 } from '../servers/readiness.ts';
+import { ownEndpoints, type ServiceEndpoints } from '../servers/endpoints.ts';
 import { walletPipeline } from '../streams/walletPipeline.ts';
 
 const STOP_TIMEOUT_MS = 10_000;
@@ -83,6 +83,7 @@ export interface WalletService {
 export const startWalletService = async (
   config: Config,
   logger: Logger,
+  endpoints: ServiceEndpoints = ownEndpoints,
 ): Promise<WalletService> => {
   const { topic } = config.kafka;
   const { groupId, deadLetterTopic } = config.wallet;
@@ -223,9 +224,9 @@ export const startWalletService = async (
   const http = await startHttpServer(
     config.wallet.http,
     {
-      '/metrics': metricsRoute(metrics.registry),
+      '/metrics': endpoints.metrics(metrics.registry),
       '/healthz': livenessRoute,
-      '/readyz': readinessRoute({
+      '/readyz': endpoints.readiness({
         running: () => !state.stopRequested && !state.failed && !state.lostTotals,
         // The reads' client answers PING, and the consumer's client is connected.
         redis: (() => {

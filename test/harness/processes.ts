@@ -12,6 +12,8 @@ import { childEnv } from '../helpers.ts';
 const READY = {
   ingest: 'ingest service listening',
   wallet: 'wallet service serving',
+  // The primary's, once every worker serves (INGEST_WORKERS or WALLET_WORKERS above 1).
+  workers: '"msg":"workers started"',
 } as const;
 
 /** How many of a process's last output lines are kept. */
@@ -60,6 +62,8 @@ export interface ServiceProcess {
   resetPeakRss(): void;
   /** The resident set's peak (VmHWM) since start or the last reset, in MiB. */
   peakRssMiB(): number | undefined;
+  /** Its child processes now (a primary's workers), from /proc; empty without /proc. */
+  childPids(): number[];
 }
 
 /** How to start a service process. */
@@ -206,22 +210,56 @@ export const startService = (
         const kib = vmHwmKiB(pid);
         return kib === undefined ? undefined : Math.round(kib / 1024);
       },
+      childPids: () => {
+        try {
+          return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+            .split(' ')
+            .filter((part) => part.trim() !== '')
+            .map(Number);
+        } catch {
+          return [];
+        }
+      },
     };
   });
 
 /** Options of a service start other than its settings. */
 export type ProcessOptions = Omit<StartOptions, 'env' | 'ready'> & { readonly name?: string };
 
+/**
+ * The settings of a service process with its workers setting (`INGEST_WORKERS` or
+ * `WALLET_WORKERS`) at 1 unless given: tests and the benchmark start one process each,
+ * whatever the machine's CPUs; and the line that says it is ready, its primary's when
+ * it runs workers.
+ */
+const withWorkers = (
+  env: Readonly<Record<string, string>>,
+  setting: 'INGEST_WORKERS' | 'WALLET_WORKERS',
+  single: string,
+) => {
+  const workers = env[setting] ?? '1';
+  return {
+    env: { ...env, [setting]: workers },
+    ready: Number(workers) > 1 ? READY.workers : single,
+  };
+};
+
 /** Starts `node src/ingest.ts` with settings replaced; resolves once it listens. */
 export const startIngestProcess = (
   env: Readonly<Record<string, string>>,
   { name = 'ingest', ...options }: ProcessOptions = {},
 ): Promise<ServiceProcess> =>
-  startService(name, join(ROOT, 'src', 'ingest.ts'), { ...options, env, ready: READY.ingest });
+  startService(name, join(ROOT, 'src', 'ingest.ts'), {
+    ...options,
+    ...withWorkers(env, 'INGEST_WORKERS', READY.ingest),
+  });
 
 /** Starts `node src/wallet.ts` with settings replaced; resolves once it serves. */
 export const startWalletProcess = (
   env: Readonly<Record<string, string>>,
   { name = 'wallet', ...options }: ProcessOptions = {},
 ): Promise<ServiceProcess> =>
-  startService(name, join(ROOT, 'src', 'wallet.ts'), { ...options, env, ready: READY.wallet });
+  startService(name, join(ROOT, 'src', 'wallet.ts'), {
+    ...options,
+    ...withWorkers(env, 'WALLET_WORKERS', READY.wallet),
+  });

@@ -93,6 +93,8 @@ export interface ClusterOptions {
   readonly partitions?: number;
   /** Extra settings for every ingest process. */
   readonly ingestEnv?: Readonly<Record<string, string>>;
+  /** Extra settings for every wallet process. */
+  readonly walletEnv?: Readonly<Record<string, string>>;
 }
 
 /** A running deployment of one test. */
@@ -297,7 +299,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       starts += 1;
       const grpcPort = await freePort();
       const wallet = await startWalletProcess(
-        { ...common, GRPC_HOST: '127.0.0.1', GRPC_PORT: String(grpcPort) },
+        { ...common, GRPC_HOST: '127.0.0.1', GRPC_PORT: String(grpcPort), ...options.walletEnv },
         {
           name: `wallet-${wallets.length + 1}`,
           logFile: `${logDir}/wallet-${wallets.length + 1}-${starts}.log`,

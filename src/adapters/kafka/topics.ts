@@ -12,25 +12,47 @@ export interface TopicSpec {
   readonly configs?: Readonly<Record<string, string>>;
 }
 
-/** Creates `spec.topic` unless it exists; returns whether it was created. */
-export const ensureTopic = async (admin: Admin, spec: TopicSpec): Promise<boolean> => {
-  try {
-    return await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        {
-          topic: spec.topic,
-          numPartitions: spec.partitions,
-          replicationFactor: spec.replicationFactor ?? 1,
-          configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({
-            name,
-            value,
-          })),
-        },
-      ],
-    });
-  } catch (error) {
-    throw translateKafkaError(error);
+/** How long {@link ensureTopic} asks again while Kafka's refusals are retriable. */
+export interface EnsureTopicOptions {
+  readonly waitMs?: number;
+}
+
+/** Whether kafkajs says asking again may succeed (a leader moving, metadata not there yet). */
+const isRetriable = (error: unknown): boolean =>
+  error instanceof Error && 'retriable' in error && error.retriable === true;
+
+/**
+ * Creates `spec.topic` unless it exists; returns whether it was created. A topic just
+ * created, here or by another service starting beside this one, may not be known yet to
+ * the broker asked for its leaders: a refusal Kafka calls retriable is asked again, for up
+ * to `waitMs` (a topic this call created and then found is reported as existing).
+ */
+export const ensureTopic = async (
+  admin: Admin,
+  spec: TopicSpec,
+  { waitMs = 30_000 }: EnsureTopicOptions = {},
+): Promise<boolean> => {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await admin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          {
+            topic: spec.topic,
+            numPartitions: spec.partitions,
+            replicationFactor: spec.replicationFactor ?? 1,
+            configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({
+              name,
+              value,
+            })),
+          },
+        ],
+      });
+    } catch (error) {
+      if (!isRetriable(error) || Date.now() > deadline) throw translateKafkaError(error);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 };
 
@@ -50,8 +72,7 @@ export const fetchEndOffsets = async (
       const offsets = await admin.fetchTopicOffsets(topic);
       return new Map(offsets.map(({ partition, high }) => [partition, high]));
     } catch (error) {
-      const retriable = error instanceof Error && 'retriable' in error && error.retriable === true;
-      if (!retriable || Date.now() > deadline) throw translateKafkaError(error);
+      if (!isRetriable(error) || Date.now() > deadline) throw translateKafkaError(error);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }

@@ -219,6 +219,20 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
   let ingest: ServiceProcess | undefined;
   const extraIngests: ServiceProcess[] = [];
   const wallets: ServiceProcess[] = [];
+  // Services whose start has not resolved yet: close() waits for them, so that one still
+  // starting when another's start failed is not left running.
+  const pending = new Set<Promise<ServiceProcess>>();
+  const started = new Set<ServiceProcess>();
+  const starting = async (start: Promise<ServiceProcess>): Promise<ServiceProcess> => {
+    pending.add(start);
+    try {
+      const service = await start;
+      started.add(service);
+      return service;
+    } finally {
+      pending.delete(start);
+    }
+  };
   let starts = 0;
   let kafkaStopped = false;
 
@@ -275,22 +289,26 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     startIngest: async () => {
       if (ingest?.running === true) throw new Error('the ingest service is already running');
       starts += 1;
-      ingest = await startIngestProcess(ingestEnv, { logFile: `${logDir}/ingest-${starts}.log` });
+      ingest = await starting(
+        startIngestProcess(ingestEnv, { logFile: `${logDir}/ingest-${starts}.log` }),
+      );
       return ingest;
     },
     startExtraIngest: async () => {
       starts += 1;
       const port = await freePort();
-      const process = await startIngestProcess(
-        {
-          ...ingestEnv,
-          WS_PORT: String(port),
-          INGEST_INSTANCE_ID: `${name}-ingest-extra-${extraIngests.length + 1}`,
-        },
-        {
-          name: `ingest-extra-${extraIngests.length + 1}`,
-          logFile: `${logDir}/ingest-extra-${extraIngests.length + 1}-${starts}.log`,
-        },
+      const process = await starting(
+        startIngestProcess(
+          {
+            ...ingestEnv,
+            WS_PORT: String(port),
+            INGEST_INSTANCE_ID: `${name}-ingest-extra-${extraIngests.length + 1}`,
+          },
+          {
+            name: `ingest-extra-${extraIngests.length + 1}`,
+            logFile: `${logDir}/ingest-extra-${extraIngests.length + 1}-${starts}.log`,
+          },
+        ),
       );
       extraIngests.push(process);
       return { process, url: `ws://127.0.0.1:${port}/ws` };
@@ -298,12 +316,14 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     startWallet: async () => {
       starts += 1;
       const grpcPort = await freePort();
-      const wallet = await startWalletProcess(
-        { ...common, GRPC_HOST: '127.0.0.1', GRPC_PORT: String(grpcPort), ...options.walletEnv },
-        {
-          name: `wallet-${wallets.length + 1}`,
-          logFile: `${logDir}/wallet-${wallets.length + 1}-${starts}.log`,
-        },
+      const wallet = await starting(
+        startWalletProcess(
+          { ...common, GRPC_HOST: '127.0.0.1', GRPC_PORT: String(grpcPort), ...options.walletEnv },
+          {
+            name: `wallet-${wallets.length + 1}`,
+            logFile: `${logDir}/wallet-${wallets.length + 1}-${starts}.log`,
+          },
+        ),
       );
       wallets.push(wallet);
       return wallet;
@@ -427,11 +447,13 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
           problems.push(error);
         }
       };
+      // A service still starting (beside one whose start failed) is stopped with the rest.
+      await Promise.allSettled([...pending]);
       // The broker is shared: whatever happened, it is left running.
       await attempt(() => (kafkaStopped ? cluster.startKafka() : ensureKafka()));
       await attempt(() =>
         Promise.all(
-          [ingest, ...extraIngests, ...wallets].map((service) => {
+          [...new Set([ingest, ...extraIngests, ...wallets, ...started])].map((service) => {
             // A paused process would take SIGTERM only once resumed.
             service?.signal('SIGCONT');
             return service?.kill('SIGTERM') ?? Promise.resolve();

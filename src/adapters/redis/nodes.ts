@@ -160,9 +160,11 @@ export async function* scanEveryNode(
 
 /**
  * Groups keys (as Redis names them) so that each group may go in one multi-key command:
- * on a Cluster, one group per slot; on one Redis, one group.
+ * on a Cluster, one group per slot; on one Redis, one group; none for no keys.
  */
 export const groupBySlot = (redis: RedisClient, keys: readonly string[]): string[][] => {
+  // No keys, no group: a multi-key command needs one key at least.
+  if (keys.length === 0) return [];
   if (!isCluster(redis)) return [[...keys]];
   const slots = new Map<number, string[]>();
   for (const key of keys) {

@@ -94,7 +94,9 @@ export const startRedisCluster = async ({
           ...['--cluster-node-timeout', String(nodeTimeoutMs)],
           ...['--dir', nodeDir, '--save', '', '--appendonly', 'no'],
         ],
-        { stdio: 'ignore', cwd: nodeDir },
+        // A group of its own: a Ctrl-C at the terminal reaches the services, which drain,
+        // and not the nodes, which are stopped after them.
+        { stdio: 'ignore', cwd: nodeDir, detached: true },
       );
       processes.set(port, child);
     }

@@ -30,6 +30,7 @@ const shutdown = async (exitCode: number) => {
   log.info('stopping');
   await Promise.all([...children.values()].map((child) => stopChild(child, CHILD_STOP_TIMEOUT_MS)));
   await stopAll(infrastructure, log);
+  log.info('stopped', { code: exitCode });
   process.exit(exitCode);
 };
 // Installed before anything starts; a signal during start-up stops what started so far.

@@ -1,5 +1,5 @@
 import type { Admin, ConfigResourceTypes } from 'kafkajs';
-import { SpendstreamError } from '../../core/errors.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import { translateKafkaError } from './client.ts';
 
 /** How a topic is created when it is missing. */
@@ -12,25 +12,53 @@ export interface TopicSpec {
   readonly configs?: Readonly<Record<string, string>>;
 }
 
-/** Creates `spec.topic` unless it exists; returns whether it was created. */
-export const ensureTopic = async (admin: Admin, spec: TopicSpec): Promise<boolean> => {
-  try {
-    return await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        {
-          topic: spec.topic,
-          numPartitions: spec.partitions,
-          replicationFactor: spec.replicationFactor ?? 1,
-          configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({
-            name,
-            value,
-          })),
-        },
-      ],
-    });
-  } catch (error) {
-    throw translateKafkaError(error);
+const isRetriable = (error: unknown): boolean =>
+  error instanceof Error && 'retriable' in error && error.retriable === true;
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Creates `spec.topic` unless it exists; returns whether this call created it. Resolves
+ * once every partition has a leader. On a cluster, a broker whose metadata lags the
+ * controller answers for a topic just created (by this call or by another instance at the
+ * same moment) that it does not host it; kafkajs waits through "no leader yet" only, so
+ * that and any other refusal Kafka calls retriable is asked again, for up to `waitMs`.
+ */
+export const ensureTopic = async (
+  admin: Admin,
+  spec: TopicSpec,
+  waitMs = 15_000,
+): Promise<boolean> => {
+  const deadline = Date.now() + waitMs;
+  let created = false;
+  for (;;) {
+    try {
+      created ||= await admin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          {
+            topic: spec.topic,
+            numPartitions: spec.partitions,
+            replicationFactor: spec.replicationFactor ?? 1,
+            configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({
+              name,
+              value,
+            })),
+          },
+        ],
+      });
+      const { topics } = await admin.fetchTopicMetadata({ topics: [spec.topic] });
+      const partitions = topics[0]?.partitions ?? [];
+      if (partitions.length > 0 && partitions.every((partition) => partition.leader >= 0)) {
+        return created;
+      }
+    } catch (error) {
+      if (!isRetriable(error) || Date.now() > deadline) throw translateKafkaError(error);
+    }
+    if (Date.now() > deadline) {
+      throw new StoreUnavailableError('kafka', `Kafka topic ${spec.topic} has no leaders yet`);
+    }
+    await pause(200);
   }
 };
 
@@ -50,9 +78,8 @@ export const fetchEndOffsets = async (
       const offsets = await admin.fetchTopicOffsets(topic);
       return new Map(offsets.map(({ partition, high }) => [partition, high]));
     } catch (error) {
-      const retriable = error instanceof Error && 'retriable' in error && error.retriable === true;
-      if (!retriable || Date.now() > deadline) throw translateKafkaError(error);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      if (!isRetriable(error) || Date.now() > deadline) throw translateKafkaError(error);
+      await pause(200);
     }
   }
 };

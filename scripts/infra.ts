@@ -213,7 +213,8 @@ const ensureRedis = async (config: Config, log: Logger): Promise<StartedService 
       '--dir',
       tmpdir(),
     ],
-    { stdio: 'ignore', cwd: tmpdir() },
+    // A group of its own: a Ctrl-C reaches the wallet, which drains, and not Redis.
+    { stdio: 'ignore', cwd: tmpdir(), detached: true },
   );
   await waitFor('redis', () => isServing(host, port), 10_000);
   log.info('started local redis', { port });

@@ -31,6 +31,12 @@ export interface LocalRedisCluster {
   readonly nodes: readonly string[];
   /** Each node's process, by client port (tests kill masters). */
   readonly processes: ReadonlyMap<number, ChildProcess>;
+  /**
+   * Starts the node on `port` again, once its process has exited, with the cluster
+   * configuration it had (a master killed and restarted rejoins as its successor's
+   * replica); resolves once it answers.
+   */
+  restartNode(port: number): Promise<void>;
 }
 
 const redisCli = async (args: readonly string[]): Promise<string> => {
@@ -81,22 +87,38 @@ export const startRedisCluster = async ({
     await Promise.all([...processes.values()].map((child) => stopChild(child, 5_000)));
     await rm(dir, { recursive: true, force: true });
   };
+  const startNode = (port: number, busPort: number) => {
+    const nodeDir = join(dir, String(port));
+    const child = spawn(
+      'redis-server',
+      [
+        ...['--port', String(port), '--bind', '127.0.0.1'],
+        ...['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
+        ...['--cluster-port', String(busPort)],
+        ...['--cluster-node-timeout', String(nodeTimeoutMs)],
+        ...['--dir', nodeDir, '--save', '', '--appendonly', 'no'],
+      ],
+      // A group of its own: a Ctrl-C at the terminal reaches the services, which drain,
+      // and not the nodes, which are stopped after them.
+      { stdio: 'ignore', cwd: nodeDir, detached: true },
+    );
+    processes.set(port, child);
+  };
+  const restartNode = async (port: number) => {
+    const index = ports.indexOf(port);
+    const child = processes.get(port);
+    const busPort = busPorts[index];
+    if (child === undefined || busPort === undefined) throw new Error(`no node on ${port}`);
+    if (child.exitCode === null && child.signalCode === null) {
+      throw new Error(`the node on ${port} is still running`);
+    }
+    startNode(port, busPort);
+    await waitUntil(`redis-server on ${port}`, () => isServing('127.0.0.1', port), 10_000);
+  };
   try {
     for (const [index, port] of ports.entries()) {
-      const nodeDir = join(dir, String(port));
-      await mkdir(nodeDir);
-      const child = spawn(
-        'redis-server',
-        [
-          ...['--port', String(port), '--bind', '127.0.0.1'],
-          ...['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
-          ...['--cluster-port', String(busPorts[index])],
-          ...['--cluster-node-timeout', String(nodeTimeoutMs)],
-          ...['--dir', nodeDir, '--save', '', '--appendonly', 'no'],
-        ],
-        { stdio: 'ignore', cwd: nodeDir },
-      );
-      processes.set(port, child);
+      await mkdir(join(dir, String(port)));
+      startNode(port, busPorts[index] ?? port + 10_000);
     }
     for (const port of ports) {
       await waitUntil(`redis-server on ${port}`, () => isServing('127.0.0.1', port), 10_000);
@@ -116,7 +138,7 @@ export const startRedisCluster = async ({
       },
       30_000,
     );
-    return { name: 'redis-cluster', nodes, processes, stop };
+    return { name: 'redis-cluster', nodes, processes, stop, restartNode };
   } catch (error) {
     await stop();
     throw error;

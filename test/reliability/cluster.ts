@@ -2,13 +2,15 @@
 // Redis, with the ingest and wallet services running as child processes the way
 // `npm start` runs them, so a test can SIGKILL, SIGTERM and restart them, restart Redis
 // empty or from a snapshot, cut PostgreSQL connections and stop the shared Kafka broker.
+// On a topology of the test's own (a replicated Kafka, a Redis Cluster) it uses those
+// instead, its keys under a prefix of its own, and leaves their faults to the test.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Admin, Kafka } from 'kafkajs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/adapters/redis/client.ts';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createKafka } from '../../src/adapters/kafka/client.ts';
@@ -25,7 +27,13 @@ import {
   type Exit,
   type ServiceProcess,
 } from '../harness/processes.ts';
-import { createTestDatabase, databaseUrl, testConfig, uniqueName } from '../helpers.ts';
+import {
+  clearKeyPrefix,
+  createTestDatabase,
+  databaseUrl,
+  testConfig,
+  uniqueName,
+} from '../helpers.ts';
 import { deleteTopics } from '../kafkaHelpers.ts';
 import { spawnRedisServer } from '../harness/redisServer.ts';
 
@@ -95,6 +103,16 @@ export interface ClusterOptions {
   readonly ingestEnv?: Readonly<Record<string, string>>;
   /** Extra settings for every wallet process. */
   readonly walletEnv?: Readonly<Record<string, string>>;
+  /** Stores of the test's own, instead of the shared broker and a private Redis. */
+  readonly topology?: Topology;
+}
+
+/** A Kafka and a Redis Cluster a test started for itself, to break them. */
+export interface Topology {
+  /** KAFKA_BROKERS of its Kafka (never the suite's shared broker). */
+  readonly kafkaBrokers: string;
+  /** Seed nodes of its Redis Cluster; each deployment keeps its keys under its own prefix. */
+  readonly redisClusterNodes: readonly string[];
 }
 
 /** A running deployment of one test. */
@@ -136,8 +154,8 @@ export interface Cluster {
   refuseRedisWrites(): Promise<void>;
   /** Lets the private Redis take writes again. */
   allowRedisWrites(): Promise<void>;
-  /** A client on the private Redis (the caller quits it). */
-  redis(): Redis;
+  /** A client on the private Redis, or on the topology's Redis Cluster (the caller quits it). */
+  redis(): RedisClient;
   /** A pool on the test database (the caller ends it). */
   pool(): Promise<DatabasePool>;
   /** Terminates every other connection to the test database; returns how many. */
@@ -177,23 +195,41 @@ const ensureKafka = async () => {
 /** Starts a cluster's stores (database, topics come with the services, private Redis). */
 export const createCluster = async (options: ClusterOptions): Promise<Cluster> => {
   const partitions = options.partitions ?? 4;
-  await ensureKafka();
+  const { topology } = options;
+  if (topology === undefined) await ensureKafka();
   const name = uniqueName(options.name.replace(/[^a-z0-9]+/gi, '_').slice(0, 30));
   const database = await createTestDatabase();
   const databaseName = new URL(database.url).pathname.slice(1);
-  const redisServer = await privateRedis();
-  await redisServer.start();
+  const redisServer = topology === undefined ? await privateRedis() : undefined;
+  await redisServer?.start();
+  // On the topology's Redis Cluster, shared by the file's scenarios: a prefix of its own.
+  const keyPrefix = topology === undefined ? '' : `${name}:`;
+  const redisUrl = redisServer?.url ?? 'redis://127.0.0.1';
+  const privateServer = (): PrivateRedis => {
+    if (redisServer === undefined) throw new Error('no private Redis on a Redis Cluster');
+    return redisServer;
+  };
   const logDir = `${LOG_DIR}/${name}`;
   mkdirSync(logDir, { recursive: true });
   const topic = uniqueName('rel_purchases');
   const deadLetterTopic = `${topic}_dead`;
   const groupId = uniqueName('rel_wallet');
   const wsPort = await freePort();
-  const kafka = createKafka(testConfig.kafka);
+  const kafka = createKafka(
+    topology === undefined
+      ? testConfig.kafka
+      : { ...testConfig.kafka, brokers: topology.kafkaBrokers.split(',') },
+  );
   const common = {
     DATABASE_URL: database.url,
-    REDIS_URL: redisServer.url,
-    REDIS_KEY_PREFIX: '',
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: keyPrefix,
+    ...(topology === undefined
+      ? {}
+      : {
+          KAFKA_BROKERS: topology.kafkaBrokers,
+          REDIS_CLUSTER_NODES: topology.redisClusterNodes.join(','),
+        }),
     KAFKA_TOPIC: topic,
     KAFKA_TOPIC_PARTITIONS: String(partitions),
     KAFKA_DEAD_LETTER_TOPIC: deadLetterTopic,
@@ -277,7 +313,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
     groupId,
     databaseName,
     databaseUrl: database.url,
-    redisUrl: redisServer.url,
+    redisUrl,
     ingestInstanceId: `${name}-ingest`,
     ingestUrl: `ws://127.0.0.1:${wsPort}/ws`,
     kafka,
@@ -329,7 +365,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       return wallet;
     },
     refuseRedisWrites: async () => {
-      const redis = createRedis({ url: redisServer.url });
+      const redis = createRedis({ url: privateServer().url });
       try {
         await redis.config('SET', 'maxmemory-policy', 'noeviction');
         await redis.config('SET', 'maxmemory', '1');
@@ -338,7 +374,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       }
     },
     allowRedisWrites: async () => {
-      const redis = createRedis({ url: redisServer.url });
+      const redis = createRedis({ url: privateServer().url });
       try {
         await redis.config('SET', 'maxmemory', '0');
       } finally {
@@ -346,14 +382,14 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       }
     },
     restartRedisEmpty: async () => {
-      await redisServer.kill();
-      await redisServer.forget();
-      await redisServer.start();
+      await privateServer().kill();
+      await privateServer().forget();
+      await privateServer().start();
     },
-    snapshotRedis: () => redisServer.save(),
+    snapshotRedis: () => privateServer().save(),
     restartRedisFromSnapshot: async () => {
-      await redisServer.kill();
-      await redisServer.start();
+      await privateServer().kill();
+      await privateServer().start();
     },
     bucketMarkers: async () => {
       const redis = cluster.redis();
@@ -364,7 +400,12 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
         redis.disconnect();
       }
     },
-    redis: () => createRedis({ url: redisServer.url }),
+    redis: () =>
+      createRedis({
+        url: redisUrl,
+        keyPrefix,
+        ...(topology === undefined ? {} : { clusterNodes: topology.redisClusterNodes }),
+      }),
     pool: () => createPostgresPool({ url: database.url, poolSize: 2 }),
     terminatePostgresConnections: () =>
       withPool(databaseUrl('postgres'), (pool) =>
@@ -415,7 +456,7 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       }
     },
     appliedOffsets: async () => {
-      const redis = cluster.redis();
+      const redis = createRedis({ url: privateServer().url });
       try {
         const applied: Offsets = new Map();
         const keys = (await redis.keys('wallet:{b*}:*')).filter(
@@ -450,7 +491,9 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
       // A service still starting (beside one whose start failed) is stopped with the rest.
       await Promise.allSettled([...pending]);
       // The broker is shared: whatever happened, it is left running.
-      await attempt(() => (kafkaStopped ? cluster.startKafka() : ensureKafka()));
+      if (topology === undefined) {
+        await attempt(() => (kafkaStopped ? cluster.startKafka() : ensureKafka()));
+      }
       await attempt(() =>
         Promise.all(
           [...new Set([ingest, ...extraIngests, ...wallets, ...started])].map((service) => {
@@ -460,8 +503,19 @@ export const createCluster = async (options: ClusterOptions): Promise<Cluster> =
           }),
         ),
       );
-      await attempt(() => redisServer.kill());
-      await attempt(() => redisServer.remove());
+      if (redisServer !== undefined) {
+        await attempt(() => redisServer.kill());
+        await attempt(() => redisServer.remove());
+      } else {
+        await attempt(async () => {
+          const redis = cluster.redis();
+          try {
+            await clearKeyPrefix(redis, keyPrefix);
+          } finally {
+            redis.disconnect();
+          }
+        });
+      }
       await attempt(() => deleteTopics(kafka, [topic, deadLetterTopic]));
       await attempt(async () => {
         const admin = kafka.admin();

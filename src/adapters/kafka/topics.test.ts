@@ -32,6 +32,11 @@ const adminAnswering = (answers: (() => Promise<boolean>)[]) => {
       calls += 1;
       return answer ? answer() : Promise.resolve(false);
     },
+    // Every partition has a leader once the topic is there.
+    fetchTopicMetadata: () =>
+      Promise.resolve({
+        topics: [{ partitions: [0, 1, 2].map((p) => ({ partitionId: p, leader: 1 })) }],
+      }),
   } as unknown as Admin;
   return { admin, calls: () => calls };
 };

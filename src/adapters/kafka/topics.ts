@@ -1,5 +1,5 @@
 import type { Admin, ConfigResourceTypes } from 'kafkajs';
-import { SpendstreamError } from '../../core/errors.ts';
+import { SpendstreamError, StoreUnavailableError } from '../../core/errors.ts';
 import { translateKafkaError } from './client.ts';
 
 /** How a topic is created when it is missing. */
@@ -17,15 +17,17 @@ export interface EnsureTopicOptions {
   readonly waitMs?: number;
 }
 
-/** Whether kafkajs says asking again may succeed (a leader moving, metadata not there yet). */
 const isRetriable = (error: unknown): boolean =>
   error instanceof Error && 'retriable' in error && error.retriable === true;
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
- * Creates `spec.topic` unless it exists; returns whether it was created. A topic just
- * created, here or by another service starting beside this one, may not be known yet to
- * the broker asked for its leaders: a refusal Kafka calls retriable is asked again, for up
- * to `waitMs` (a topic this call created and then found is reported as existing).
+ * Creates `spec.topic` unless it exists; returns whether this call created it. Resolves
+ * once every partition has a leader. On a cluster, a broker whose metadata lags the
+ * controller answers for a topic just created (by this call or by another instance at the
+ * same moment) that it does not host it; kafkajs waits through "no leader yet" only, so
+ * that and any other refusal Kafka calls retriable is asked again, for up to `waitMs`.
  */
 export const ensureTopic = async (
   admin: Admin,
@@ -33,9 +35,10 @@ export const ensureTopic = async (
   { waitMs = 30_000 }: EnsureTopicOptions = {},
 ): Promise<boolean> => {
   const deadline = Date.now() + waitMs;
+  let created = false;
   for (;;) {
     try {
-      return await admin.createTopics({
+      created ||= await admin.createTopics({
         waitForLeaders: true,
         topics: [
           {
@@ -49,10 +52,18 @@ export const ensureTopic = async (
           },
         ],
       });
+      const { topics } = await admin.fetchTopicMetadata({ topics: [spec.topic] });
+      const partitions = topics[0]?.partitions ?? [];
+      if (partitions.length > 0 && partitions.every((partition) => partition.leader >= 0)) {
+        return created;
+      }
     } catch (error) {
       if (!isRetriable(error) || Date.now() > deadline) throw translateKafkaError(error);
-      await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    if (Date.now() > deadline) {
+      throw new StoreUnavailableError('kafka', `Kafka topic ${spec.topic} has no leaders yet`);
+    }
+    await pause(200);
   }
 };
 
@@ -73,7 +84,7 @@ export const fetchEndOffsets = async (
       return new Map(offsets.map(({ partition, high }) => [partition, high]));
     } catch (error) {
       if (!isRetriable(error) || Date.now() > deadline) throw translateKafkaError(error);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await pause(200);
     }
   }
 };

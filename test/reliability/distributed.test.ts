@@ -20,28 +20,19 @@ import { createRedis } from '../../src/adapters/redis/client.ts';
 import { keySlot } from '../../src/adapters/redis/nodes.ts';
 import { walletMetaKey } from '../../src/adapters/redis/walletKeys.ts';
 import { eventually } from '../harness/eventually.ts';
-import { reliabilityLevel } from '../helpers.ts';
 import { createCluster, type Cluster, type Offsets, type Topology } from './cluster.ts';
 import { assertInvariants, checkInvariants, describeViolations } from './invariants.ts';
+import { baseSettings, FULL, sleep } from './level.ts';
 import { startLoad, type Load } from './load.ts';
 import { recordFigures } from './results.ts';
 
-const FULL = reliabilityLevel === 'full';
-
 /** Durations and sizes of the level: `reduced` fits `npm test`, `full` is the real run. */
 const settings = {
-  clients: FULL ? 8 : 4,
-  window: 50,
-  ratePerClient: 300,
-  users: FULL ? 100 : 40,
-  beforeMs: FULL ? 15_000 : 2_000,
-  afterMs: FULL ? 15_000 : 2_000,
+  ...baseSettings,
   /** How long the load goes on with a broker down once acks have resumed. */
   outageMs: FULL ? 15_000 : 3_000,
   /** How far behind its master the replica is held before the master is killed. */
   replicaLagMs: FULL ? 3_000 : 1_000,
-  resendDeadlineMs: FULL ? 180_000 : 90_000,
-  catchUpTimeoutMs: FULL ? 180_000 : 90_000,
 };
 
 const KAFKA_PORT = 9992;
@@ -49,8 +40,6 @@ const REDIS_PORTS = Array.from({ length: 6 }, (_, i) => 7610 + i);
 const BROKERS = [1, 2, 3].map((id) => `127.0.0.1:${KAFKA_PORT + 2 * (id - 1)}`);
 // A master silent for 1 s is failed over: the default of 15 s would make the test long.
 const REDIS_NODE_TIMEOUT_MS = 1_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let kafkaDataDir = '';
 let redisCluster: LocalRedisCluster | undefined;

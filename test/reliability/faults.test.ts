@@ -15,7 +15,6 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import { ROOT, run } from '../../scripts/infra.ts';
 import { eventually } from '../harness/eventually.ts';
-import { reliabilityLevel } from '../helpers.ts';
 import type { ServiceProcess } from '../harness/processes.ts';
 import { createCluster, type Cluster, type Offsets } from './cluster.ts';
 import {
@@ -24,29 +23,18 @@ import {
   describeViolations,
   type InvariantReport,
 } from './invariants.ts';
+import { baseSettings, FULL, sleep } from './level.ts';
 import { startLoad, type Load } from './load.ts';
 import { recordFigures } from './results.ts';
 
-const FULL = reliabilityLevel === 'full';
-
 /** Durations and sizes of the level: `reduced` fits `npm test`, `full` is the real run. */
 const settings = {
-  clients: FULL ? 8 : 4,
-  window: 50,
-  ratePerClient: 300,
-  users: FULL ? 100 : 40,
-  /** Load before each fault, and after it healed. */
-  beforeMs: FULL ? 15_000 : 2_000,
-  afterMs: FULL ? 15_000 : 2_000,
+  ...baseSettings,
   /** How long an outage lasts (Kafka down, connections cut, wallet paused). */
   faultMs: FULL ? 8_000 : 2_500,
   /** How long a SIGSTOPped ingest stands still: past the 5 s takeover age. */
   stallMs: FULL ? 15_000 : 9_000,
-  resendDeadlineMs: FULL ? 180_000 : 90_000,
-  catchUpTimeoutMs: FULL ? 180_000 : 90_000,
 };
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const idRow = z.object({ id: z.string() });
 

@@ -5,25 +5,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually } from '../harness/eventually.ts';
-import { reliabilityLevel } from '../helpers.ts';
 import { createCluster } from './cluster.ts';
 import { assertInvariants, checkInvariants, describeViolations } from './invariants.ts';
+import { baseSettings, FULL, sleep } from './level.ts';
 import { startLoad, type Load } from './load.ts';
 import { recordFigures } from './results.ts';
 
-const FULL = reliabilityLevel === 'full';
-const settings = {
-  clients: FULL ? 8 : 6,
-  window: 50,
-  ratePerClient: 300,
-  users: FULL ? 100 : 40,
-  beforeMs: FULL ? 15_000 : 2_000,
-  afterMs: FULL ? 15_000 : 2_000,
-  resendDeadlineMs: FULL ? 180_000 : 90_000,
-  catchUpTimeoutMs: FULL ? 180_000 : 90_000,
-};
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+// More clients than elsewhere in a reduced run: connections to spread over the workers.
+const settings = { ...baseSettings, clients: FULL ? 8 : 6 };
 
 test(
   'one of two ingest workers SIGKILLed under load, restarted by the primary',

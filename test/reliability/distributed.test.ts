@@ -21,10 +21,10 @@ import { keySlot } from '../../src/adapters/redis/nodes.ts';
 import { walletMetaKey } from '../../src/adapters/redis/walletKeys.ts';
 import { eventually } from '../harness/eventually.ts';
 import { createCluster, type Cluster, type Offsets, type Topology } from './cluster.ts';
-import { assertInvariants, checkInvariants, describeViolations } from './invariants.ts';
+import { checkInvariants } from './invariants.ts';
 import { baseSettings, FULL, sleep } from './level.ts';
+import { reportScenario } from './report.ts';
 import { startLoad, type Load } from './load.ts';
-import { recordFigures } from './results.ts';
 
 /** Durations and sizes of the level: `reduced` fits `npm test`, `full` is the real run. */
 const settings = {
@@ -113,24 +113,7 @@ const scenario = async (
     const resend = await load.resendUnacked(settings.resendDeadlineMs);
     const report = await checkInvariants(cluster, load, resend, settings);
     const extra = { ...report.extra, ...outcome.extra };
-    recordFigures({
-      scenario: name,
-      sent: report.sent,
-      acked: report.acked,
-      refused: report.refused,
-      lost: report.lost,
-      doubleCounted: report.doubleCounted,
-      ...(outcome.recoveryMs === undefined ? {} : { recoveryMs: outcome.recoveryMs }),
-      extra,
-    });
-    t.diagnostic(
-      `${name}: sent ${report.sent}, acked ${report.acked}, refused ${report.refused}, ` +
-        `lost ${report.lost}, doubleCounted ${report.doubleCounted}, ` +
-        `recoveryMs ${outcome.recoveryMs ?? 'n/a'} ${JSON.stringify(extra)}`,
-    );
-    const violations = describeViolations(report);
-    if (violations !== '') t.diagnostic(`violations:\n${violations}`);
-    assertInvariants(report);
+    reportScenario(t, name, report, outcome.recoveryMs, extra);
     outcome.check();
     assert.ok(cluster.ingest?.running, 'the ingest service still runs');
     assert.ok(cluster.wallets[0]?.running, 'the wallet still runs');

@@ -17,15 +17,10 @@ import { ROOT, run } from '../../scripts/infra.ts';
 import { eventually } from '../harness/eventually.ts';
 import type { ServiceProcess } from '../harness/processes.ts';
 import { createCluster, type Cluster, type Offsets } from './cluster.ts';
-import {
-  assertInvariants,
-  checkInvariants,
-  describeViolations,
-  type InvariantReport,
-} from './invariants.ts';
+import { assertInvariants, checkInvariants } from './invariants.ts';
 import { baseSettings, FULL, sleep } from './level.ts';
+import { reportScenario } from './report.ts';
 import { startLoad, type Load } from './load.ts';
-import { recordFigures } from './results.ts';
 
 /** Durations and sizes of the level: `reduced` fits `npm test`, `full` is the real run. */
 const settings = {
@@ -89,37 +84,6 @@ const catchUp = async (cluster: Cluster, since: number): Promise<number | undefi
 const later = <T>(promise: Promise<T>): Promise<T> => {
   promise.catch(() => undefined);
   return promise;
-};
-
-/**
- * Records a scenario's figures, prints them, and fails the test unless its invariants hold
- * (printing each violation first).
- */
-const reportScenario = (
-  t: TestContext,
-  name: string,
-  report: InvariantReport,
-  recoveryMs: number | undefined,
-  extra: Readonly<Record<string, number | string>>,
-): void => {
-  recordFigures({
-    scenario: name,
-    sent: report.sent,
-    acked: report.acked,
-    refused: report.refused,
-    lost: report.lost,
-    doubleCounted: report.doubleCounted,
-    ...(recoveryMs === undefined ? {} : { recoveryMs }),
-    extra,
-  });
-  t.diagnostic(
-    `${name}: sent ${report.sent}, acked ${report.acked}, refused ${report.refused}, ` +
-      `lost ${report.lost}, doubleCounted ${report.doubleCounted}, ` +
-      `recoveryMs ${recoveryMs ?? 'n/a'} ${JSON.stringify(extra)}`,
-  );
-  const violations = describeViolations(report);
-  if (violations !== '') t.diagnostic(`violations:\n${violations}`);
-  assertInvariants(report);
 };
 
 /**

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually } from '../harness/eventually.ts';
 import { createCluster } from './cluster.ts';
-import { assertInvariants, checkInvariants, describeViolations } from './invariants.ts';
+import { checkInvariants } from './invariants.ts';
 import { baseSettings, FULL, sleep } from './level.ts';
+import { reportScenario } from './report.ts';
 import { startLoad, type Load } from './load.ts';
-import { recordFigures } from './results.ts';
 
 // More clients than elsewhere in a reduced run: connections to spread over the workers.
 const settings = { ...baseSettings, clients: FULL ? 8 : 6 };
@@ -55,25 +55,8 @@ test(
       const report = await checkInvariants(cluster, load, resend, settings);
       const restarted = ingest.tail.some((line) => line.includes('worker exited; restarting it'));
       const extra = { ...report.extra, workers: 2, acksWhileRestarting };
-      recordFigures({
-        scenario: name,
-        sent: report.sent,
-        acked: report.acked,
-        refused: report.refused,
-        lost: report.lost,
-        doubleCounted: report.doubleCounted,
-        // From the kill until the primary runs two workers again.
-        recoveryMs: restartMs,
-        extra,
-      });
-      t.diagnostic(
-        `${name}: sent ${report.sent}, acked ${report.acked}, refused ${report.refused}, ` +
-          `lost ${report.lost}, doubleCounted ${report.doubleCounted}, ` +
-          `recoveryMs ${restartMs} ${JSON.stringify(extra)}`,
-      );
-      const violations = describeViolations(report);
-      if (violations !== '') t.diagnostic(`violations:\n${violations}`);
-      assertInvariants(report);
+      // Recovery: from the kill until the primary runs two workers again.
+      reportScenario(t, name, report, restartMs, extra);
       assert.ok(restarted, 'the primary logged the restart');
       assert.ok(ingest.running, 'the primary kept running');
       assert.ok(report.refused > 0, 'the kill cut purchases in flight: the resend had work to do');
